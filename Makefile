@@ -1,0 +1,155 @@
+# zenmon: one build for the kernel programs, the agent, the client library,
+# the CLI and the tests. `make` builds; `make run` and `make test` first
+# install what is missing (tools/install-deps.sh, needs root).
+#
+#   make                 build everything into build/
+#   make run ARGS=...    install deps, build, run zenmond in the foreground
+#   make test            install deps, build, run every test
+#   make SAN=1 test      the same under AddressSanitizer + UBSan (build-san/)
+#   make install         install into $(DESTDIR)$(PREFIX)
+
+VERSION   := 0.1.0
+PREFIX    ?= /usr/local
+LIBDIR    ?= $(PREFIX)/lib
+CC        ?= cc
+CLANG     ?= clang
+BPFTOOL   ?= bpftool
+ARCH      := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/' -e 's/ppc64le/powerpc/' -e 's/s390x/s390/')
+
+ifeq ($(SAN),1)
+BUILD     ?= build-san
+SANFLAGS  := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+else
+BUILD     ?= build
+SANFLAGS  :=
+endif
+
+WARN      := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+             -Wno-unused-parameter -Wformat=2 -Wvla
+CFLAGS    ?= -O2 -g
+ALL_CFLAGS = -std=gnu11 $(CFLAGS) $(WARN) $(SANFLAGS) -D_GNU_SOURCE \
+             -DZENMON_VERSION='"$(VERSION)"' -Iinclude -Iuser/common -I$(BUILD)
+LDFLAGS   += $(SANFLAGS)
+BPF_LIBS  := -lbpf -lelf -lz
+
+COMMON_SRC := $(sort $(wildcard user/common/*.c))
+AGENT_SRC  := $(sort $(wildcard user/zenmond/*.c))
+LIB_SRC    := $(sort $(wildcard user/libzenmon/*.c))
+CTL_SRC    := $(sort $(wildcard user/zenmonctl/*.c))
+UNIT_SRC   := $(sort $(wildcard tests/unit/test_*.c))
+IT_SRC     := $(sort $(wildcard tests/integration/test_*.c))
+IT_HELPERS := $(filter-out $(IT_SRC),$(sort $(wildcard tests/integration/*.c)))
+
+COMMON_OBJ := $(COMMON_SRC:%.c=$(BUILD)/%.o)
+AGENT_OBJ  := $(AGENT_SRC:%.c=$(BUILD)/%.o)
+AGENT_CORE := $(filter-out $(BUILD)/user/zenmond/main.o,$(AGENT_OBJ))
+LIB_OBJ    := $(LIB_SRC:%.c=$(BUILD)/pic/%.o) $(COMMON_SRC:%.c=$(BUILD)/pic/%.o)
+CTL_OBJ    := $(CTL_SRC:%.c=$(BUILD)/%.o)
+CTL_CORE   := $(filter-out $(BUILD)/user/zenmonctl/main.o,$(CTL_OBJ))
+UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+IT_BIN     := $(IT_SRC:tests/integration/%.c=$(BUILD)/tests/it_%)
+IT_HOBJ    := $(IT_HELPERS:%.c=$(BUILD)/%.o)
+
+SKEL       := $(BUILD)/zenmon.skel.h
+BINS       := $(BUILD)/zenmond $(BUILD)/zenmonctl
+LIBS       := $(BUILD)/libzenmon.a $(BUILD)/libzenmon.so
+
+.PHONY: all deps run test test-unit test-integration bench install clean
+.DELETE_ON_ERROR:
+
+all: $(BINS) $(LIBS) $(BUILD)/zenmon.pc $(UNIT_BIN) $(IT_BIN)
+
+deps:
+	@tools/install-deps.sh
+
+run: deps
+	@$(MAKE) --no-print-directory $(BUILD)/zenmond
+	exec $(BUILD)/zenmond $(ARGS)
+
+test: deps
+	@$(MAKE) --no-print-directory all
+	@tests/run-tests.sh $(BUILD)
+
+test-unit: $(UNIT_BIN)
+	@tests/run-tests.sh --unit $(BUILD)
+
+test-integration: all
+	@tests/run-tests.sh --integration $(BUILD)
+
+# ---- kernel side ------------------------------------------------------------
+
+$(BUILD)/vmlinux.h:
+	@mkdir -p $(@D)
+	@test -r /sys/kernel/btf/vmlinux || { echo "make: /sys/kernel/btf/vmlinux is missing: this kernel has no BTF (CONFIG_DEBUG_INFO_BTF=y is required)" >&2; exit 1; }
+	$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > $@
+
+$(BUILD)/zenmon.bpf.o: bpf/zenmon.bpf.c include/zenmon/kern.h $(BUILD)/vmlinux.h
+	$(CLANG) -g -O2 -Wall -Werror -target bpf -D__TARGET_ARCH_$(ARCH) \
+		-Iinclude -I$(BUILD) -c $< -o $@
+
+$(SKEL): $(BUILD)/zenmon.bpf.o
+	$(BPFTOOL) gen skeleton $< name zenmon_bpf > $@
+
+# ---- userspace --------------------------------------------------------------
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/pic/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -fPIC -fvisibility=hidden -MMD -MP -c $< -o $@
+
+$(AGENT_OBJ): $(SKEL)
+
+$(BUILD)/libzmagent.a: $(AGENT_CORE) $(COMMON_OBJ)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(BUILD)/zenmond: $(BUILD)/user/zenmond/main.o $(BUILD)/libzmagent.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(BPF_LIBS)
+
+$(BUILD)/libzenmon.a: $(LIB_OBJ)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(BUILD)/libzenmon.so: $(LIB_OBJ)
+	$(CC) $(LDFLAGS) -shared -Wl,-soname,libzenmon.so.1 -o $@.1 $^
+	ln -sf libzenmon.so.1 $@
+
+$(BUILD)/zenmon.pc: user/libzenmon/zenmon.pc.in Makefile
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@VERSION@|$(VERSION)|' $< > $@
+
+$(BUILD)/zenmonctl: $(CTL_OBJ) $(BUILD)/libzenmon.a
+	$(CC) $(LDFLAGS) -o $@ $^
+
+# ---- tests ------------------------------------------------------------------
+
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libzmagent.a $(BUILD)/libzenmon.a $(CTL_CORE)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -Iuser/zenmond -Iuser/zenmonctl -o $@ $< $(CTL_CORE) \
+		$(BUILD)/libzmagent.a $(BUILD)/libzenmon.a $(LDFLAGS) -lcmocka $(BPF_LIBS)
+
+$(BUILD)/tests/it_%: tests/integration/%.c $(IT_HOBJ) $(BUILD)/libzenmon.a
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -Itests/integration -o $@ $< $(IT_HOBJ) $(BUILD)/libzenmon.a \
+		$(LDFLAGS) -lcmocka -lpthread
+
+# ---- install ----------------------------------------------------------------
+
+install: $(BINS) $(LIBS) $(BUILD)/zenmon.pc
+	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(LIBDIR)/pkgconfig \
+		$(DESTDIR)$(PREFIX)/include/zenmon
+	install -m 0755 $(BUILD)/zenmond $(DESTDIR)$(PREFIX)/sbin/zenmond
+	install -m 0755 $(BUILD)/zenmonctl $(DESTDIR)$(PREFIX)/bin/zenmonctl
+	install -m 0644 $(BUILD)/libzenmon.a $(DESTDIR)$(LIBDIR)/libzenmon.a
+	install -m 0755 $(BUILD)/libzenmon.so.1 $(DESTDIR)$(LIBDIR)/libzenmon.so.1
+	ln -sf libzenmon.so.1 $(DESTDIR)$(LIBDIR)/libzenmon.so
+	install -m 0644 include/zenmon.h $(DESTDIR)$(PREFIX)/include/zenmon.h
+	install -m 0644 include/zenmon/proto.h $(DESTDIR)$(PREFIX)/include/zenmon/proto.h
+	install -m 0644 $(BUILD)/zenmon.pc $(DESTDIR)$(LIBDIR)/pkgconfig/zenmon.pc
+
+clean:
+	rm -rf build build-san
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,970 @@
+// SPDX-License-Identifier: LGPL-2.1 OR BSD-2-Clause
+/* The registry: target -> monitors, (subscriber, ref) -> monitor, subscriber -> monitors. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "registry.h"
+
+/* ---- fixtures ----------------------------------------------------------- */
+
+#define LOG_MAX 64
+
+struct fired {
+	struct reg_sub *sub;
+	uint64_t ref;
+	struct reg_key key;
+};
+
+struct world {
+	struct registry *r;
+	struct reg_key unwatched[LOG_MAX];
+	size_t nunwatched;
+	size_t unwatch_calls;        /* counted even past LOG_MAX */
+	struct fired fired[LOG_MAX];
+	size_t nfired;
+	size_t fire_calls;
+};
+
+static void on_unwatch(void *ctx, const struct reg_key *key)
+{
+	struct world *w = ctx;
+
+	if (w->nunwatched < LOG_MAX)
+		w->unwatched[w->nunwatched++] = *key;
+	w->unwatch_calls++;
+}
+
+static void on_fire(void *ctx, struct reg_sub *s, uint64_t ref, const struct reg_key *key)
+{
+	struct world *w = ctx;
+
+	if (w->nfired < LOG_MAX)
+		w->fired[w->nfired++] = (struct fired){ .sub = s, .ref = ref, .key = *key };
+	w->fire_calls++;
+}
+
+static const struct registry_ops test_ops = { .unwatch = on_unwatch };
+
+static int setup(void **state)
+{
+	struct world *w = calloc(1, sizeof(*w));
+
+	if (!w)
+		return -1;
+	w->r = registry_new(&test_ops, w);
+	if (!w->r) {
+		free(w);
+		return -1;
+	}
+	*state = w;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct world *w = *state;
+
+	registry_set_calloc(NULL);
+	registry_free(w->r);
+	free(w);
+	return 0;
+}
+
+static struct reg_key proc_key(uint64_t tgid, uint64_t start)
+{
+	return (struct reg_key){ .kind = 1, .a = tgid, .b = start };
+}
+
+static bool key_equal(const struct reg_key *x, const struct reg_key *y)
+{
+	return x->kind == y->kind && x->a == y->a && x->b == y->b;
+}
+
+static void add_ok(struct registry *r, struct reg_sub *s, uint64_t ref, struct reg_key key)
+{
+	bool is_new;
+
+	assert_int_equal(registry_monitor_add(r, s, ref, &key, &is_new), 0);
+}
+
+/* Allocation failure injection. */
+static long fail_countdown;          /* the n-th allocation from now fails; 0: none */
+static size_t fail_nmemb_above;      /* fail allocations of more elements than this; 0: none */
+static size_t alloc_calls;
+
+static void *failing_calloc(size_t nmemb, size_t size)
+{
+	alloc_calls++;
+	if (fail_nmemb_above && nmemb > fail_nmemb_above)
+		return NULL;
+	if (fail_countdown > 0 && --fail_countdown == 0)
+		return NULL;
+	return calloc(nmemb, size);
+}
+
+static void fail_nth_alloc(long n)
+{
+	fail_countdown = n;
+	fail_nmemb_above = 0;
+	alloc_calls = 0;
+	registry_set_calloc(failing_calloc);
+}
+
+/* ---- adding ------------------------------------------------------------- */
+
+static void test_new_registry_is_empty(void **state)
+{
+	struct world *w = *state;
+
+	assert_int_equal(registry_monitor_count(w->r), 0);
+	assert_int_equal(registry_target_count(w->r), 0);
+	assert_int_equal(registry_sub_count(w->r), 0);
+}
+
+static void test_new_registry_accepts_null_ops(void **state)
+{
+	struct registry *r = registry_new(NULL, NULL);
+	struct reg_sub *s;
+	struct reg_key k = proc_key(1, 1);
+
+	(void)state;
+	assert_non_null(r);
+	s = registry_sub_new(r, NULL);
+	assert_non_null(s);
+	add_ok(r, s, 1, k);
+	assert_int_equal(registry_monitor_remove(r, s, 1), 0);   /* no unwatch to call */
+	registry_sub_free(r, s);
+	registry_free(r);
+}
+
+static void test_first_monitor_creates_target(void **state)
+{
+	struct world *w = *state;
+	struct reg_sub *s = registry_sub_new(w->r, NULL);
+	struct reg_key k = proc_key(100, 5000);
+	bool is_new = false;
+
+	assert_int_equal(registry_monitor_add(w->r, s, 7, &k, &is_new), 0);
+	assert_true(is_new);
+	assert_true(registry_target_exists(w->r, &k));
+	assert_int_equal(registry_target_monitors(w->r, &k), 1);
+}
+
+static void test_second_monitor_same_target_is_not_new(void **state)
+{
+	struct world *w = *state;
+	struct reg_sub *s1 = registry_sub_new(w->r, NULL);
+	struct reg_sub *s2 = registry_sub_new(w->r, NULL);
+	struct reg_key k = proc_key(100, 5000);
+	bool is_new = true;
+
+	add_ok(w->r, s1, 1, k);
+	assert_int_equal(registry_monitor_add(w->r, s1, 2, &k, &is_new), 0);
+	assert_false(is_new);
+	is_new = true;
+	assert_int_equal(registry_monitor_add(w->r, s2, 1, &k, &is_new), 0);
+	assert_false(is_new);
+	assert_int_equal(registry_target_count(w->r), 1);
+	assert_int_equal(registry_target_monitors(w->r, &k), 3);
+}
+
+static void test_new_target_flag_may_be_null(void **state)
+{
+	struct world *w = *state;
+	struct reg_sub *s = registry_sub_new(w->r, NULL);
+	struct reg_key k = proc_key(1, 2);
+
+	assert_int_equal(registry_monitor_add(w->r, s, 1, &k, NULL), 0);
+	assert_int_equal(registry_monitor_count(w->r), 1);
+}
+
+static void test_duplicate_ref_rejected(void **state)
+{
+	struct world *w = *state;
+	struct reg_sub *s = registry_sub_new(w->r, NULL);
+	struct reg_key k1 = proc_key(1, 1), k2 = proc_key(2, 2), found;
+	bool is_new = false;
+
+	add_ok(w->r, s, 42, k1);
+	assert_int_equal(registry_monitor_add(w->r, s, 42, &k2, &is_new), -EEXIST);
+	assert_false(is_new);                             /* untouched on failure */
+	assert_false(registry_target_exists(w->r, &k2));
+	assert_int_equal(registry_monitor_count(w->r), 1);
+	assert_true(registry_monitor_find(w->r, s, 42, &found));
+	assert_true(key_equal(&found, &k1));
+}
+
+static void test_duplicate_ref_on_same_target_rejected(void **state)
+{
+	struct world *w = *state;
+	struct reg_sub *s = registry_sub_new(w->r, NULL);
+	struct reg_key k = proc_key(1, 1);
+
+	add_ok(w->r, s, 42, k);
+	assert_int_equal(registry_monitor_add(w->r, s, 42, &k, NULL), -EEXIST);
+	assert_int_equal(registry_target_monitors(w->r, &k), 1);
+}
+
+static void test_ref_zero_rejected(void **state)
+{
+	struct world *w = *state;
+	struct reg_sub *s = registry_sub_new(w->r, NULL);
+	struct reg_key k = proc_key(1, 1);
+
+	assert_int_equal(registry_monitor_add(w->r, s, 0, &k, NULL), -EINVAL);
+	assert_false(registry_target_exists(w->r, &k));
+	assert_int_equal(registry_monitor_count(w->r), 0);
+}
+
+static void test_same_ref_in_two_subscribers_is_independent(void **state)
+{
+	struct world *w = *state;
+	struct reg_sub *s1 = registry_sub_new(w->r, NULL);
+	struct reg_sub *s2 = registry_sub_new(w->r, NULL);
+	struct reg_key k1 = proc_key(1, 1), k2 = proc_key(2, 2), found;
+
+	add_ok(w->r, s1, 5, k1);
+	add_ok(w->r, s2, 5, k2);
+	assert_true(registry_monitor_find(w->r, s1, 5, &found));
+	assert_true(key_equal(&found, &k1));
+	assert_true(registry_monitor_find(w->r, s2, 5, &found));
+	assert_true(key_equal(&found, &k2));
+
+	assert_int_equal(registry_monitor_remove(w->r, s1, 5), 0);
+	assert_false(registry_monitor_find(w->r, s1, 5, NULL));
+	assert_true(registry_monitor_find(w->r, s2, 5, NULL));
+}
+
+static void test_keys_differing_in_one_field_are_distinct_targets(void **state)
+{
+	struct world *w = *state;
+	struct reg_sub *s = registry_sub_new(w->r, NULL);
+	struct reg_key base = proc_key(10, 20);
+	struct reg_key other_kind = base, other_a = base, other_b = base;
+
+	other_kind.kind = 2;
+	other_a.a = 11;
+	other_b.b = 21;                 /* same pid, another start time: pid reuse */
+	add_ok(w->r, s, 1, base);
+	add_ok(w->r, s, 2, other_kind);
+	add_ok(w->r, s, 3, other_a);
+	add_ok(w->r, s, 4, other_b);
+	assert_int_equal(registry_target_count(w->r), 4);
+	assert_int_equal(registry_target_fire(w->r, &other_b, on_fire, w), 1);
+	assert_int_equal(w->fired[0].ref, 4);
+	assert_true(registry_target_exists(w->r, &base));
+}
+
+static void test_key_padding_is_ignored(void **state)
+{
+	struct world *w = *state;
+	struct reg_sub *s = registry_sub_new(w->r, NULL);
+	struct reg_key k = proc_key(10, 20), padded = k;
+	bool is_new = true;
+
+	padded._pad = 0xdead;
+	add_ok(w->r, s, 1, k);
+	assert_int_equal(registry_monitor_add(w->r, s, 2, &padded, &is_new), 0);
+	assert_false(is_new);
+	assert_true(registry_target_exists(w->r, &padded));
+}
+
+static void test_monitor_find_unknown_ref_is_false(void **state)
+{
+	struct world *w = *state;
+	struct reg_sub *s = registry_sub_new(w->r, NULL);
+	struct reg_key untouched = proc_key(99, 99);
+
+	assert_false(registry_monitor_find(w->r, s, 1, &untouched));
+	assert_int_equal(untouched.a, 99);
+}
+
+/* ---- firing ------------------------------------------------------------- */
+
+static void test_fire_calls_every_monitor_once_in_order(void **state)
+{
+	struct world *w = *state;
+	struct reg_sub *s1 = registry_sub_new(w->r, NULL);
+	struct reg_sub *s2 = registry_sub_new(w->r, NULL);
+	struct reg_key k = proc_key(100, 5000), other = proc_key(101, 5000);
+
+	add_ok(w->r, s1, 30, k);
+	add_ok(w->r, s2, 10, k);
+	add_ok(w->r, s1, 20, other);
+	add_ok(w->r, s1, 11, k);
+	add_ok(w->r, s2, 99, k);
+
+	assert_int_equal(registry_target_fire(w->r, &k, on_fire, w), 4);
+	assert_int_equal(w->fire_calls, 4);
+	assert_ptr_equal(w->fired[0].sub, s1);
+	assert_int_equal(w->fired[0].ref, 30);
+	assert_ptr_equal(w->fired[1].sub, s2);
+	assert_int_equal(w->fired[1].ref, 10);
+	assert_ptr_equal(w->fired[2].sub, s1);
+	assert_int_equal(w->fired[2].ref, 11);
+	assert_ptr_equal(w->fired[3].sub, s2);
+	assert_int_equal(w->fired[3].ref, 99);
+	for (size_t i = 0; i < 4; i++)
+		assert_true(key_equal(&w->fired[i].key, &k));
+}
+
+static void test_fire_forgets_target_and_its_monitors(void **state)
+{
+	struct world *w = *state;
+	struct reg_sub *s1 = registry_sub_new(w->r, NULL);
+	struct reg_sub *s2 = registry_sub_new(w->r, NULL);
+	struct reg_key k = proc_key(100, 5000), other = proc_key(101, 5000);
+
+	add_ok(w->r, s1, 1, k);
+	add_ok(w->r, s1, 2, other);
+	add_ok(w->r, s2, 1, k);
+
+	registry_target_fire(w->r, &k, on_fire, w);
+	assert_false(registry_target_exists(w->r, &k));
+	assert_int_equal(registry_target_monitors(w->r, &k), 0);
+	assert_false(registry_monitor_find(w->r, s1, 1, NULL));
+	assert_false(registry_monitor_find(w->r, s2, 1, NULL));
+	assert_true(registry_monitor_find(w->r, s1, 2, NULL));
+	assert_int_equal(registry_sub_monitors(s1), 1);
+	assert_int_equal(registry_sub_monitors(s2), 0);
+	assert_int_equal(registry_monitor_count(w->r), 1);
+	assert_int_equal(registry_target_count(w->r), 1);
+}
+
+static void test_fire_does_not_unwatch(void **state)
+{
+	struct world *w = *state;
+	struct reg_sub *s = registry_sub_new(w->r, NULL);
+	struct reg_key k = proc_key(1, 1);
+
+	add_ok(w->r, s, 1, k);
+	registry_target_fire(w->r, &k, on_fire, w);
+	assert_int_equal(w->unwatch_calls, 0);
+}
+
+static void test_fire_unknown_target_returns_zero(void **state)
+{
+	struct world *w = *state;
+	struct reg_sub *s = registry_sub_new(w->r, NULL);
+	struct reg_key k = proc_key(1, 1), unknown = proc_key(2, 2);
+
+	add_ok(w->r, s, 1, k);
+	assert_int_equal(registry_target_fire(w->r, &unknown, on_fire, w), 0);
+	assert_int_equal(w->fire_calls, 0);
+	assert_int_equal(registry_monitor_count(w->r), 1);
+}
+
+static void test_fire_twice_second_is_noop(void **state)
+{
+	struct world *w = *state;
+	struct reg_sub *s = registry_sub_new(w->r, NULL);
+	struct reg_key k = proc_key(1, 1);
+
+	add_ok(w->r, s, 1, k);
+	add_ok(w->r, s, 2, k);
+	assert_int_equal(registry_target_fire(w->r, &k, on_fire, w), 2);
+	assert_int_equal(registry_target_fire(w->r, &k, on_fire, w), 0);
+	assert_int_equal(w->fire_calls, 2);
+}
+
+static void test_fire_skips_removed_monitor(void **state)
+{
+	struct world *w = *state;
+	struct reg_sub *s = registry_sub_new(w->r, NULL);
+	struct reg_key k = proc_key(1, 1);
+
+	add_ok(w->r, s, 1, k);
+	add_ok(w->r, s, 2, k);
+	add_ok(w->r, s, 3, k);
+	assert_int_equal(registry_monitor_remove(w->r, s, 2), 0);
+	assert_int_equal(registry_target_fire(w->r, &k, on_fire, w), 2);
+	assert_int_equal(w->fired[0].ref, 1);
+	assert_int_equal(w->fired[1].ref, 3);
+}
+
+static void test_fired_monitor_ref_can_be_reused(void **state)
+{
+	struct world *w = *state;
+	struct reg_sub *s = registry_sub_new(w->r, NULL);
+	struct reg_key k = proc_key(1, 1), k2 = proc_key(2, 2);
+	bool is_new = false;
+
+	add_ok(w->r, s, 1, k);
+	registry_target_fire(w->r, &k, on_fire, w);
+	assert_int_equal(registry_monitor_add(w->r, s, 1, &k2, &is_new), 0);
+	assert_true(is_new);
+	/* The old target came back as new: the caller re-arms the watch. */
+	assert_int_equal(registry_monitor_add(w->r, s, 2, &k, &is_new), 0);
+	assert_true(is_new);
+}
+
+static void test_fire_without_callback_still_forgets(void **state)
+{
+	struct world *w = *state;
+	struct reg_sub *s = registry_sub_new(w->r, NULL);
+	struct reg_key k = proc_key(1, 1);
+
+	add_ok(w->r, s, 1, k);
+	assert_int_equal(registry_target_fire(w->r, &k, NULL, NULL), 1);
+	assert_int_equal(registry_monitor_count(w->r), 0);
+}
+
+/* ---- removing ----------------------------------------------------------- */
+
+static void test_remove_last_monitor_unwatches_target(void **state)
+{
+	struct world *w = *state;
+	struct reg_sub *s = registry_sub_new(w->r, NULL);
+	struct reg_key k = proc_key(77, 88);
+
+	add_ok(w->r, s, 1, k);
+	assert_int_equal(registry_monitor_remove(w->r, s, 1), 0);
+	assert_int_equal(w->unwatch_calls, 1);
+	assert_true(key_equal(&w->unwatched[0], &k));
+	assert_false(registry_target_exists(w->r, &k));
+	assert_int_equal(registry_target_count(w->r), 0);
+}
+
+static void test_remove_not_last_does_not_unwatch(void **state)
+{
+	struct world *w = *state;
+	struct reg_sub *s1 = registry_sub_new(w->r, NULL);
+	struct reg_sub *s2 = registry_sub_new(w->r, NULL);
+	struct reg_key k = proc_key(77, 88);
+
+	add_ok(w->r, s1, 1, k);
+	add_ok(w->r, s2, 1, k);
+	assert_int_equal(registry_monitor_remove(w->r, s1, 1), 0);
+	assert_int_equal(w->unwatch_calls, 0);
+	assert_int_equal(registry_target_monitors(w->r, &k), 1);
+}
+
+static void test_remove_unknown_ref_is_enoent(void **state)
+{
+	struct world *w = *state;
+	struct reg_sub *s1 = registry_sub_new(w->r, NULL);
+	struct reg_sub *s2 = registry_sub_new(w->r, NULL);
+	struct reg_key k = proc_key(1, 1);
+
+	add_ok(w->r, s1, 1, k);
+	assert_int_equal(registry_monitor_remove(w->r, s1, 2), -ENOENT);
+	assert_int_equal(registry_monitor_remove(w->r, s2, 1), -ENOENT);  /* not s2's */
+	assert_int_equal(registry_monitor_count(w->r), 1);
+	assert_int_equal(w->unwatch_calls, 0);
+}
+
+static void test_remove_twice_second_is_enoent(void **state)
+{
+	struct world *w = *state;
+	struct reg_sub *s = registry_sub_new(w->r, NULL);
+	struct reg_key k = proc_key(1, 1);
+
+	add_ok(w->r, s, 1, k);
+	assert_int_equal(registry_monitor_remove(w->r, s, 1), 0);
+	assert_int_equal(registry_monitor_remove(w->r, s, 1), -ENOENT);
+	assert_int_equal(w->unwatch_calls, 1);
+}
+
+static void test_removed_ref_can_be_reused(void **state)
+{
+	struct world *w = *state;
+	struct reg_sub *s = registry_sub_new(w->r, NULL);
+	struct reg_key k = proc_key(1, 1);
+
+	add_ok(w->r, s, 1, k);
+	assert_int_equal(registry_monitor_remove(w->r, s, 1), 0);
+	add_ok(w->r, s, 1, k);
+	assert_true(registry_monitor_find(w->r, s, 1, NULL));
+}
+
+/* ---- subscribers -------------------------------------------------------- */
+
+static void test_sub_free_drops_all_and_unwatches_only_emptied_targets(void **state)
+{
+	struct world *w = *state;
+	struct reg_sub *s1 = registry_sub_new(w->r, NULL);
+	struct reg_sub *s2 = registry_sub_new(w->r, NULL);
+	struct reg_key only_s1 = proc_key(1, 1), shared = proc_key(2, 2);
+	struct reg_key only_s2 = proc_key(3, 3);
+
+	add_ok(w->r, s1, 1, only_s1);
+	add_ok(w->r, s1, 2, only_s1);
+	add_ok(w->r, s1, 3, shared);
+	add_ok(w->r, s2, 1, shared);
+	add_ok(w->r, s2, 2, only_s2);
+
+	registry_sub_free(w->r, s1);
+	assert_int_equal(w->unwatch_calls, 1);
+	assert_true(key_equal(&w->unwatched[0], &only_s1));
+	assert_false(registry_target_exists(w->r, &only_s1));
+	assert_int_equal(registry_target_monitors(w->r, &shared), 1);
+	assert_true(registry_target_exists(w->r, &only_s2));
+	assert_int_equal(registry_monitor_count(w->r), 2);
+	assert_int_equal(registry_target_count(w->r), 2);
+	assert_int_equal(registry_sub_count(w->r), 1);
+	assert_true(registry_monitor_find(w->r, s2, 1, NULL));
+	assert_true(registry_monitor_find(w->r, s2, 2, NULL));
+}
+
+static void test_sub_free_null_is_noop(void **state)
+{
+	struct world *w = *state;
+
+	registry_sub_new(w->r, NULL);
+	registry_sub_free(w->r, NULL);
+	assert_int_equal(registry_sub_count(w->r), 1);
+	registry_free(NULL);
+}
+
+static void test_sub_ids_count_from_one_and_are_never_reused(void **state)
+{
+	struct world *w = *state;
+	struct reg_sub *a = registry_sub_new(w->r, NULL);
+	struct reg_sub *b = registry_sub_new(w->r, NULL);
+	struct reg_sub *c;
+
+	assert_int_equal(registry_sub_id(a), 1);
+	assert_int_equal(registry_sub_id(b), 2);
+	registry_sub_free(w->r, b);
+	registry_sub_free(w->r, a);
+	for (uint64_t want = 3; want < 1003; want++) {
+		c = registry_sub_new(w->r, NULL);
+		assert_int_equal(registry_sub_id(c), want);
+		registry_sub_free(w->r, c);
+	}
+	assert_int_equal(registry_sub_count(w->r), 0);
+}
+
+static void test_sub_keeps_its_owner(void **state)
+{
+	struct world *w = *state;
+	int owner;
+	struct reg_sub *s = registry_sub_new(w->r, &owner);
+
+	assert_ptr_equal(registry_sub_owner(s), &owner);
+}
+
+static void test_counts_follow_adds_removes_fires_and_sub_frees(void **state)
+{
+	struct world *w = *state;
+	struct reg_sub *s1 = registry_sub_new(w->r, NULL);
+	struct reg_sub *s2 = registry_sub_new(w->r, NULL);
+	struct reg_key k1 = proc_key(1, 1), k2 = proc_key(2, 2), k3 = proc_key(3, 3);
+
+	assert_int_equal(registry_sub_count(w->r), 2);
+	add_ok(w->r, s1, 1, k1);
+	add_ok(w->r, s1, 2, k2);
+	add_ok(w->r, s2, 1, k2);
+	add_ok(w->r, s2, 2, k3);
+	assert_int_equal(registry_monitor_count(w->r), 4);
+	assert_int_equal(registry_target_count(w->r), 3);
+	assert_int_equal(registry_sub_monitors(s1), 2);
+	assert_int_equal(registry_sub_monitors(s2), 2);
+
+	assert_int_equal(registry_monitor_remove(w->r, s1, 1), 0);
+	assert_int_equal(registry_monitor_count(w->r), 3);
+	assert_int_equal(registry_target_count(w->r), 2);
+	assert_int_equal(registry_sub_monitors(s1), 1);
+
+	registry_target_fire(w->r, &k2, on_fire, w);
+	assert_int_equal(registry_monitor_count(w->r), 1);
+	assert_int_equal(registry_target_count(w->r), 1);
+	assert_int_equal(registry_sub_monitors(s1), 0);
+	assert_int_equal(registry_sub_monitors(s2), 1);
+
+	registry_sub_free(w->r, s2);
+	assert_int_equal(registry_monitor_count(w->r), 0);
+	assert_int_equal(registry_target_count(w->r), 0);
+	assert_int_equal(registry_sub_count(w->r), 1);
+}
+
+struct visit {
+	size_t targets, monitors;
+	uint64_t sum_a;
+};
+
+static void on_visit(void *ctx, const struct reg_key *key, size_t monitors)
+{
+	struct visit *v = ctx;
+
+	v->targets++;
+	v->monitors += monitors;
+	v->sum_a += key->a;
+}
+
+static void test_foreach_target_visits_each_target_once(void **state)
+{
+	struct world *w = *state;
+	struct reg_sub *s = registry_sub_new(w->r, NULL);
+	struct visit v = { 0 };
+
+	add_ok(w->r, s, 1, proc_key(1, 0));
+	add_ok(w->r, s, 2, proc_key(2, 0));
+	add_ok(w->r, s, 3, proc_key(2, 0));
+	add_ok(w->r, s, 4, proc_key(40, 0));
+	registry_foreach_target(w->r, on_visit, &v);
+	assert_int_equal(v.targets, 3);
+	assert_int_equal(v.monitors, 4);
+	assert_int_equal(v.sum_a, 43);
+}
+
+static void test_free_with_live_monitors_calls_nothing(void **state)
+{
+	struct world *w = *state;
+	struct reg_sub *s = registry_sub_new(w->r, NULL);
+
+	add_ok(w->r, s, 1, proc_key(1, 1));
+	add_ok(w->r, s, 2, proc_key(2, 2));
+	registry_free(w->r);          /* frees s too; the sanitizers check for leaks */
+	w->r = NULL;
+	assert_int_equal(w->unwatch_calls, 0);
+}
+
+/* ---- allocation failure ------------------------------------------------- */
+
+static void test_alloc_failure_on_new_target_leaves_registry_unchanged(void **state)
+{
+	struct world *w = *state;
+	struct reg_sub *s = registry_sub_new(w->r, NULL);
+	struct reg_key old = proc_key(1, 1), k = proc_key(2, 2);
+	bool is_new = false;
+
+	add_ok(w->r, s, 1, old);
+	for (long n = 1; n <= 2; n++) {    /* the monitor, then the target */
+		fail_nth_alloc(n);
+		assert_int_equal(registry_monitor_add(w->r, s, 2, &k, &is_new), -ENOMEM);
+		assert_false(is_new);
+		assert_false(registry_target_exists(w->r, &k));
+		assert_false(registry_monitor_find(w->r, s, 2, NULL));
+		assert_int_equal(registry_monitor_count(w->r), 1);
+		assert_int_equal(registry_target_count(w->r), 1);
+		assert_int_equal(registry_sub_monitors(s), 1);
+	}
+	registry_set_calloc(NULL);
+	assert_int_equal(registry_monitor_add(w->r, s, 2, &k, &is_new), 0);
+	assert_true(is_new);
+}
+
+static void test_alloc_failure_on_known_target_leaves_registry_unchanged(void **state)
+{
+	struct world *w = *state;
+	struct reg_sub *s = registry_sub_new(w->r, NULL);
+	struct reg_key k = proc_key(1, 1);
+
+	add_ok(w->r, s, 1, k);
+	fail_nth_alloc(1);
+	assert_int_equal(registry_monitor_add(w->r, s, 2, &k, NULL), -ENOMEM);
+	assert_int_equal(registry_target_monitors(w->r, &k), 1);
+	assert_int_equal(registry_monitor_count(w->r), 1);
+	assert_false(registry_monitor_find(w->r, s, 2, NULL));
+}
+
+static void test_table_growth_failure_is_not_an_error(void **state)
+{
+	struct world *w = *state;
+	struct reg_sub *s = registry_sub_new(w->r, NULL);
+
+	/* Only the bucket arrays ask for more than one element. */
+	fail_countdown = 0;
+	fail_nmemb_above = 1;
+	registry_set_calloc(failing_calloc);
+	for (uint64_t i = 1; i <= 1000; i++)
+		add_ok(w->r, s, i, proc_key(i, 0));
+	for (uint64_t i = 1; i <= 1000; i++)
+		assert_true(registry_monitor_find(w->r, s, i, NULL));
+	assert_int_equal(registry_target_count(w->r), 1000);
+	registry_set_calloc(NULL);
+}
+
+static void test_registry_new_alloc_failure_returns_null(void **state)
+{
+	(void)state;
+	for (long n = 1; n <= 3; n++) {
+		fail_nth_alloc(n);
+		assert_null(registry_new(&test_ops, NULL));
+	}
+	registry_set_calloc(NULL);
+}
+
+static void test_sub_new_alloc_failure_returns_null(void **state)
+{
+	struct world *w = *state;
+	struct reg_sub *s;
+
+	fail_nth_alloc(1);
+	assert_null(registry_sub_new(w->r, NULL));
+	assert_int_equal(registry_sub_count(w->r), 0);
+	registry_set_calloc(NULL);
+	s = registry_sub_new(w->r, NULL);
+	assert_int_equal(registry_sub_id(s), 1);  /* a failed attempt takes no id */
+}
+
+/* ---- scale -------------------------------------------------------------- */
+
+struct order_check {
+	uint64_t next_ref;
+	size_t calls;
+	bool in_order;
+};
+
+static void on_fire_ordered(void *ctx, struct reg_sub *s, uint64_t ref, const struct reg_key *key)
+{
+	struct order_check *o = ctx;
+
+	(void)s;
+	(void)key;
+	if (ref != o->next_ref)
+		o->in_order = false;
+	o->next_ref++;
+	o->calls++;
+}
+
+static void test_hundred_thousand_monitors_one_target_fire(void **state)
+{
+	struct world *w = *state;
+	struct reg_sub *s1 = registry_sub_new(w->r, NULL);
+	struct reg_sub *s2 = registry_sub_new(w->r, NULL);
+	struct reg_key k = proc_key(4242, 1);
+	struct order_check o = { .next_ref = 1, .in_order = true };
+	const uint64_t n = 100000;
+
+	/* Alternate subscribers; refs 1..n in order of addition. */
+	for (uint64_t ref = 1; ref <= n; ref++)
+		add_ok(w->r, ref % 2 ? s1 : s2, ref, k);
+	assert_int_equal(registry_target_count(w->r), 1);
+	assert_int_equal(registry_target_monitors(w->r, &k), n);
+	assert_int_equal(registry_monitor_count(w->r), n);
+
+	assert_int_equal(registry_target_fire(w->r, &k, on_fire_ordered, &o), n);
+	assert_int_equal(o.calls, n);
+	assert_true(o.in_order);
+	assert_int_equal(registry_monitor_count(w->r), 0);
+	assert_int_equal(registry_target_count(w->r), 0);
+	assert_int_equal(registry_sub_monitors(s1), 0);
+	assert_int_equal(registry_sub_monitors(s2), 0);
+	assert_int_equal(w->unwatch_calls, 0);
+}
+
+/* A small deterministic PRNG (xorshift64*), so failures reproduce. */
+static uint64_t rng_next(uint64_t *st)
+{
+	*st ^= *st >> 12;
+	*st ^= *st << 25;
+	*st ^= *st >> 27;
+	return *st * 0x2545f4914f6cdd1dULL;
+}
+
+static void test_many_targets_grow_tables(void **state)
+{
+	struct world *w = *state;
+	enum { N = 200000 };
+	struct reg_sub *s1 = registry_sub_new(w->r, NULL);
+	struct reg_sub *s2 = registry_sub_new(w->r, NULL);
+	bool *live = calloc(N, sizeof(*live));
+	size_t nlive = N, unwatched_before;
+	uint64_t rng = 0x9e3779b97f4a7c15ULL;
+	struct visit v = { 0 };
+
+	assert_non_null(live);
+	/* Target i: pid i, start time i*3; s1 watches it with ref i+1, s2
+	 * watches every tenth one too with ref i+1. */
+	for (size_t i = 0; i < N; i++) {
+		bool is_new = false;
+		struct reg_key k = proc_key(i, i * 3);
+
+		assert_int_equal(registry_monitor_add(w->r, s1, i + 1, &k, &is_new), 0);
+		assert_true(is_new);
+		if (i % 10 == 0)
+			add_ok(w->r, s2, i + 1, k);
+		live[i] = true;
+	}
+	assert_int_equal(registry_target_count(w->r), N);
+	assert_int_equal(registry_monitor_count(w->r), N + N / 10);
+
+	/* Remove s1's monitor on about half the targets, at random. */
+	for (size_t j = 0; j < N / 2; j++) {
+		size_t i = rng_next(&rng) % N;
+
+		if (!live[i]) {
+			assert_int_equal(registry_monitor_remove(w->r, s1, i + 1), -ENOENT);
+			continue;
+		}
+		assert_int_equal(registry_monitor_remove(w->r, s1, i + 1), 0);
+		live[i] = false;
+		nlive--;
+	}
+
+	/* A target survives if s1 still watches it or s2 does. */
+	size_t want_targets = 0, want_monitors = 0;
+
+	for (size_t i = 0; i < N; i++) {
+		struct reg_key k = proc_key(i, i * 3), found;
+		bool kept = live[i] || i % 10 == 0;
+		size_t want = (size_t)live[i] + (i % 10 == 0);
+
+		assert_int_equal(registry_target_exists(w->r, &k), kept);
+		assert_int_equal(registry_target_monitors(w->r, &k), want);
+		assert_int_equal(registry_monitor_find(w->r, s1, i + 1, &found), live[i]);
+		if (live[i])
+			assert_true(key_equal(&found, &k));
+		want_targets += kept;
+		want_monitors += want;
+	}
+	assert_int_equal(registry_target_count(w->r), want_targets);
+	assert_int_equal(registry_monitor_count(w->r), want_monitors);
+	assert_int_equal(registry_sub_monitors(s1), nlive);
+	assert_int_equal(w->unwatch_calls, N - want_targets);
+	registry_foreach_target(w->r, on_visit, &v);
+	assert_int_equal(v.targets, want_targets);
+	assert_int_equal(v.monitors, want_monitors);
+
+	/* s1 leaves: only targets s2 does not share are unwatched. */
+	unwatched_before = w->unwatch_calls;
+	registry_sub_free(w->r, s1);
+	assert_int_equal(registry_target_count(w->r), N / 10);
+	assert_int_equal(w->unwatch_calls - unwatched_before, want_targets - N / 10);
+	for (size_t i = 0; i < N; i += 10) {
+		struct reg_key k = proc_key(i, i * 3);
+
+		assert_true(registry_monitor_find(w->r, s2, i + 1, NULL));
+		assert_int_equal(registry_target_monitors(w->r, &k), 1);
+	}
+
+	/* The tables shrink as they empty and still answer correctly. */
+	for (size_t i = 0; i < N; i += 10) {
+		struct reg_key k = proc_key(i, i * 3);
+
+		if (i % 20 == 0)
+			assert_int_equal(registry_target_fire(w->r, &k, NULL, NULL), 1);
+	}
+	for (size_t i = 10; i < N; i += 20)
+		assert_true(registry_monitor_find(w->r, s2, i + 1, NULL));
+	assert_int_equal(registry_monitor_count(w->r), N / 20);
+	free(live);
+}
+
+static size_t count_targets(const struct registry *r)
+{
+	struct visit v = { 0 };
+
+	registry_foreach_target(r, on_visit, &v);
+	return v.targets;
+}
+
+/* The tables resize a few buckets at a time: every answer in between must be
+ * exact. Check after every single change, through a grow and a shrink. */
+static void test_lookups_stay_exact_while_tables_resize(void **state)
+{
+	struct world *w = *state;
+	enum { N = 3000 };
+	struct reg_sub *s = registry_sub_new(w->r, NULL);
+	uint64_t rng = 12345;
+	uint64_t *order = malloc(N * sizeof(*order));
+
+	assert_non_null(order);
+	for (uint64_t i = 0; i < N; i++) {
+		uint64_t probe = rng_next(&rng) % (i + 1);
+		struct reg_key k = proc_key(probe, 0), found;
+
+		add_ok(w->r, s, i + 1, proc_key(i, 0));
+		assert_true(registry_monitor_find(w->r, s, probe + 1, &found));
+		assert_true(key_equal(&found, &k));
+		assert_true(registry_target_exists(w->r, &k));
+		assert_false(registry_monitor_find(w->r, s, i + 2, NULL));
+		assert_int_equal(count_targets(w->r), i + 1);
+		order[i] = i;
+	}
+	for (size_t i = N - 1; i > 0; i--) {           /* shuffle */
+		size_t j = rng_next(&rng) % (i + 1);
+		uint64_t tmp = order[i];
+
+		order[i] = order[j];
+		order[j] = tmp;
+	}
+	for (size_t i = 0; i < N; i++) {
+		struct reg_key gone = proc_key(order[i], 0);
+
+		assert_int_equal(registry_monitor_remove(w->r, s, order[i] + 1), 0);
+		assert_false(registry_target_exists(w->r, &gone));
+		if (i + 1 < N) {
+			struct reg_key next = proc_key(order[i + 1], 0);
+
+			assert_true(registry_target_exists(w->r, &next));
+			assert_true(registry_monitor_find(w->r, s, order[i + 1] + 1, NULL));
+		}
+		assert_int_equal(count_targets(w->r), N - i - 1);
+	}
+	assert_int_equal(w->unwatch_calls, N);
+	free(order);
+}
+
+static void test_sub_free_of_many_targets_unwatches_each(void **state)
+{
+	struct world *w = *state;
+	enum { N = 100000 };
+	struct reg_sub *s = registry_sub_new(w->r, NULL);
+
+	for (uint64_t i = 0; i < N; i++)
+		add_ok(w->r, s, i + 1, proc_key(i, 7));
+	registry_sub_free(w->r, s);
+	assert_int_equal(w->unwatch_calls, N);
+	assert_int_equal(registry_target_count(w->r), 0);
+	assert_int_equal(registry_monitor_count(w->r), 0);
+}
+
+int main(void)
+{
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+	const struct CMUnitTest tests[] = {
+		T(test_new_registry_is_empty),
+		T(test_new_registry_accepts_null_ops),
+		T(test_first_monitor_creates_target),
+		T(test_second_monitor_same_target_is_not_new),
+		T(test_new_target_flag_may_be_null),
+		T(test_duplicate_ref_rejected),
+		T(test_duplicate_ref_on_same_target_rejected),
+		T(test_ref_zero_rejected),
+		T(test_same_ref_in_two_subscribers_is_independent),
+		T(test_keys_differing_in_one_field_are_distinct_targets),
+		T(test_key_padding_is_ignored),
+		T(test_monitor_find_unknown_ref_is_false),
+		T(test_fire_calls_every_monitor_once_in_order),
+		T(test_fire_forgets_target_and_its_monitors),
+		T(test_fire_does_not_unwatch),
+		T(test_fire_unknown_target_returns_zero),
+		T(test_fire_twice_second_is_noop),
+		T(test_fire_skips_removed_monitor),
+		T(test_fired_monitor_ref_can_be_reused),
+		T(test_fire_without_callback_still_forgets),
+		T(test_remove_last_monitor_unwatches_target),
+		T(test_remove_not_last_does_not_unwatch),
+		T(test_remove_unknown_ref_is_enoent),
+		T(test_remove_twice_second_is_enoent),
+		T(test_removed_ref_can_be_reused),
+		T(test_sub_free_drops_all_and_unwatches_only_emptied_targets),
+		T(test_sub_free_null_is_noop),
+		T(test_sub_ids_count_from_one_and_are_never_reused),
+		T(test_sub_keeps_its_owner),
+		T(test_counts_follow_adds_removes_fires_and_sub_frees),
+		T(test_foreach_target_visits_each_target_once),
+		T(test_free_with_live_monitors_calls_nothing),
+		T(test_alloc_failure_on_new_target_leaves_registry_unchanged),
+		T(test_alloc_failure_on_known_target_leaves_registry_unchanged),
+		T(test_table_growth_failure_is_not_an_error),
+		T(test_registry_new_alloc_failure_returns_null),
+		T(test_sub_new_alloc_failure_returns_null),
+		T(test_hundred_thousand_monitors_one_target_fire),
+		T(test_many_targets_grow_tables),
+		T(test_lookups_stay_exact_while_tables_resize),
+		T(test_sub_free_of_many_targets_unwatches_each),
+	};
+#undef T
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,280 @@
+// SPDX-License-Identifier: LGPL-2.1 OR BSD-2-Clause
+/*
+ * `zenmonctl status`: the STATUS_REPLY text, parsed and shown. One table
+ * names every known line once, with its wire name (also its JSON key) and
+ * its label for people, so the two outputs cannot disagree.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctl_format.h"
+#include "ctl_status.h"
+
+static const struct {
+	const char *key;               /* on the wire and in JSON */
+	const char *label;             /* in text output */
+} status_fields[_CTL_STATUS_N] = {
+	[CTL_STATUS_UPTIME_SECONDS] = { "uptime_seconds", "uptime" },
+	[CTL_STATUS_SUBSCRIBERS] = { "subscribers", "subscribers" },
+	[CTL_STATUS_MONITORS] = { "monitors", "monitors" },
+	[CTL_STATUS_TARGETS] = { "targets", "targets" },
+	[CTL_STATUS_KERNEL_WATCHES] = { "kernel_watches", "kernel watches" },
+	[CTL_STATUS_RINGBUF_DROPPED] = { "ringbuf_dropped", "ring-buffer drops" },
+	[CTL_STATUS_DOWNS_DELIVERED] = { "downs_delivered", "downs delivered" },
+	[CTL_STATUS_KERNEL_EXITS] = { "kernel_exits", "exits seen by kernel" },
+	[CTL_STATUS_KERNEL_MATCHED] = { "kernel_matched", "watched exits" },
+	[CTL_STATUS_KERNEL_WAKEUPS] = { "kernel_wakeups", "kernel wakeups" },
+};
+
+/* Width of the label column in text output: the longest label and ':'. */
+#define STATUS_LABEL_WIDTH 22
+
+static int status_parse_u64(const char *s, size_t len, uint64_t *ret)
+{
+	uint64_t v = 0;
+
+	if (len == 0)
+		return -EINVAL;
+	for (size_t i = 0; i < len; i++) {
+		unsigned int d;
+
+		if (s[i] < '0' || s[i] > '9')
+			return -EINVAL;
+		d = (unsigned int)(s[i] - '0');
+		if (v > (UINT64_MAX - d) / 10)
+			return -ERANGE;
+		v = v * 10 + d;
+	}
+	*ret = v;
+	return 0;
+}
+
+/* "id=1 name=x monitors=2 queued=0": the words of a subscriber line. */
+static int status_parse_subscriber(const char *p, const char *end, struct ctl_status *s)
+{
+	struct ctl_status_subscriber sub = { 0 }, *subs;
+
+	while (p < end) {
+		const char *word, *eq;
+		size_t klen, vlen;
+
+		while (p < end && *p == ' ')
+			p++;
+		word = p;
+		while (p < end && *p != ' ')
+			p++;
+		eq = memchr(word, '=', (size_t)(p - word));
+		if (!eq)
+			continue;
+		klen = (size_t)(eq - word);
+		vlen = (size_t)(p - eq - 1);
+		if (klen == 2 && memcmp(word, "id", 2) == 0)
+			sub.has_id = status_parse_u64(eq + 1, vlen, &sub.id) == 0;
+		else if (klen == 8 && memcmp(word, "monitors", 8) == 0)
+			sub.has_monitors = status_parse_u64(eq + 1, vlen, &sub.monitors) == 0;
+		else if (klen == 6 && memcmp(word, "queued", 6) == 0)
+			sub.has_queued = status_parse_u64(eq + 1, vlen, &sub.queued) == 0;
+		else if (klen == 4 && memcmp(word, "name", 4) == 0) {
+			free(sub.name);
+			sub.name = strndup(eq + 1, vlen);
+			if (!sub.name)
+				return -ENOMEM;
+		}
+	}
+	subs = realloc(s->subs, (s->n_subs + 1) * sizeof(*subs));
+	if (!subs) {
+		free(sub.name);
+		return -ENOMEM;
+	}
+	s->subs = subs;
+	s->subs[s->n_subs++] = sub;
+	return 0;
+}
+
+static int status_parse_line(const char *line, const char *end, struct ctl_status *s)
+{
+	const char *sp = memchr(line, ' ', (size_t)(end - line));
+	const char *value;
+	size_t klen, vlen;
+
+	if (!sp)
+		return 0;
+	klen = (size_t)(sp - line);
+	value = sp + 1;
+	vlen = (size_t)(end - value);
+
+	if (klen == 10 && memcmp(line, "subscriber", 10) == 0)
+		return status_parse_subscriber(value, end, s);
+	if (klen == 7 && memcmp(line, "version", 7) == 0) {
+		char *v = strndup(value, vlen);
+
+		if (!v)
+			return -ENOMEM;
+		free(s->version);
+		s->version = v;
+		return 0;
+	}
+	for (int i = 0; i < _CTL_STATUS_N; i++)
+		if (strlen(status_fields[i].key) == klen && memcmp(line, status_fields[i].key, klen) == 0) {
+			/* A value that is not a number is the agent's bug; show nothing. */
+			s->has[i] = status_parse_u64(value, vlen, &s->value[i]) == 0;
+			return 0;
+		}
+	return 0;   /* a line from a newer agent */
+}
+
+int ctl_status_parse(const char *text, struct ctl_status *ret)
+{
+	struct ctl_status s = { 0 };
+	const char *p = text;
+
+	while (*p) {
+		const char *nl = strchr(p, '\n');
+		const char *end = nl ? nl : p + strlen(p);
+		const char *next = nl ? nl + 1 : end;
+		int r;
+
+		if (end > p && end[-1] == '\r')
+			end--;
+		r = status_parse_line(p, end, &s);
+		if (r < 0) {
+			ctl_status_free(&s);
+			return r;
+		}
+		p = next;
+	}
+	*ret = s;
+	return 0;
+}
+
+void ctl_status_free(struct ctl_status *s)
+{
+	if (!s)
+		return;
+	for (size_t i = 0; i < s->n_subs; i++)
+		free(s->subs[i].name);
+	free(s->subs);
+	free(s->version);
+	memset(s, 0, sizeof(*s));
+}
+
+void ctl_status_format_uptime(uint64_t secs, char *buf, size_t len)
+{
+	uint64_t d = secs / 86400, h = secs / 3600 % 24, m = secs / 60 % 60, sec = secs % 60;
+
+	if (d)
+		snprintf(buf, len, "%" PRIu64 "d %02" PRIu64 "h %02" PRIu64 "m %02" PRIu64 "s", d, h, m, sec);
+	else if (h)
+		snprintf(buf, len, "%" PRIu64 "h %02" PRIu64 "m %02" PRIu64 "s", h, m, sec);
+	else if (m)
+		snprintf(buf, len, "%" PRIu64 "m %02" PRIu64 "s", m, sec);
+	else
+		snprintf(buf, len, "%" PRIu64 "s", sec);
+}
+
+/* Print s for a terminal: anything but printable ASCII becomes '?'. */
+static int status_print_safe(FILE *f, const char *s, int width)
+{
+	int n = 0;
+
+	for (; *s; s++, n++)
+		fputc(isprint((unsigned char)*s) ? *s : '?', f);
+	for (; n < width; n++)
+		fputc(' ', f);
+	return n;
+}
+
+static void status_label(FILE *f, const char *label)
+{
+	fprintf(f, "%s:%*s", label, (int)(STATUS_LABEL_WIDTH - strlen(label) - 1), "");
+}
+
+void ctl_status_print_text(FILE *f, const struct ctl_status *s)
+{
+	int name_width = 4;   /* "NAME" */
+
+	if (s->version) {
+		status_label(f, "agent version");
+		status_print_safe(f, s->version, 0);
+		fputc('\n', f);
+	}
+	for (int i = 0; i < _CTL_STATUS_N; i++) {
+		if (!s->has[i])
+			continue;
+		status_label(f, status_fields[i].label);
+		if (i == CTL_STATUS_UPTIME_SECONDS) {
+			char up[64];
+
+			ctl_status_format_uptime(s->value[i], up, sizeof(up));
+			fprintf(f, "%s\n", up);
+		} else {
+			fprintf(f, "%" PRIu64 "\n", s->value[i]);
+		}
+	}
+	if (s->n_subs == 0)
+		return;
+
+	for (size_t i = 0; i < s->n_subs; i++)
+		if (s->subs[i].name && (int)strlen(s->subs[i].name) > name_width)
+			name_width = (int)strlen(s->subs[i].name);
+	fprintf(f, "\n%10s  %-*s  %10s  %10s\n", "SUBSCRIBER", name_width, "NAME", "MONITORS", "QUEUED");
+	for (size_t i = 0; i < s->n_subs; i++) {
+		const struct ctl_status_subscriber *sub = &s->subs[i];
+		char id[24] = "-", mon[24] = "-", q[24] = "-";
+
+		if (sub->has_id)
+			snprintf(id, sizeof(id), "%" PRIu64, sub->id);
+		if (sub->has_monitors)
+			snprintf(mon, sizeof(mon), "%" PRIu64, sub->monitors);
+		if (sub->has_queued)
+			snprintf(q, sizeof(q), "%" PRIu64, sub->queued);
+		fprintf(f, "%10s  ", id);
+		status_print_safe(f, sub->name ? sub->name : "-", name_width);
+		fprintf(f, "  %10s  %10s\n", mon, q);
+	}
+}
+
+void ctl_status_print_json(FILE *f, const struct ctl_status *s)
+{
+	const char *sep = "";
+
+	fputc('{', f);
+	if (s->version) {
+		fputs("\"version\":", f);
+		ctl_format_json_string(f, s->version);
+		sep = ",";
+	}
+	for (int i = 0; i < _CTL_STATUS_N; i++) {
+		if (!s->has[i])
+			continue;
+		fprintf(f, "%s\"%s\":%" PRIu64, sep, status_fields[i].key, s->value[i]);
+		sep = ",";
+	}
+	fprintf(f, "%s\"subscribers_list\":[", sep);
+	for (size_t i = 0; i < s->n_subs; i++) {
+		const struct ctl_status_subscriber *sub = &s->subs[i];
+		const char *ssep = "";
+
+		fprintf(f, "%s{", i ? "," : "");
+		if (sub->has_id) {
+			fprintf(f, "\"id\":%" PRIu64, sub->id);
+			ssep = ",";
+		}
+		if (sub->name) {
+			fprintf(f, "%s\"name\":", ssep);
+			ctl_format_json_string(f, sub->name);
+			ssep = ",";
+		}
+		if (sub->has_monitors) {
+			fprintf(f, "%s\"monitors\":%" PRIu64, ssep, sub->monitors);
+			ssep = ",";
+		}
+		if (sub->has_queued)
+			fprintf(f, "%s\"queued\":%" PRIu64, ssep, sub->queued);
+		fputc('}', f);
+	}
+	fputs("]}\n", f);
+}

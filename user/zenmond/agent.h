@@ -1,0 +1,100 @@
+/* SPDX-License-Identifier: LGPL-2.1 OR BSD-2-Clause */
+/*
+ * The agent's state, shared by its modules: the loop, the kernel side, the
+ * registry, the listening socket and the clients. One thread owns all of it.
+ */
+#ifndef ZENMOND_AGENT_H
+#define ZENMOND_AGENT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "zenmon/proto.h"
+#include "kwatch.h"
+#include "loop.h"
+#include "registry.h"
+
+struct client;
+struct pending_exit;
+
+struct agent_opts {
+	const char *socket_path;
+	const char *pin_dir;
+	const char *proc_root;        /* "/proc" */
+	uint64_t wakeup_interval_ns;
+	unsigned int socket_mode;     /* permissions of the socket file */
+};
+
+struct agent {
+	struct agent_opts opts;
+	struct loop *loop;
+	struct kwatch *kw;
+	struct registry *reg;
+
+	struct loop_source listen_src;
+	int spare_fd;                 /* given up to accept() and close on EMFILE */
+	bool socket_bound;
+
+	struct loop_source ring_src;
+	struct loop_source redrain_src;   /* timerfd: drain again after one wakeup interval */
+	bool redrain_armed;
+	struct loop_source check_src;     /* timerfd: periodic drop check */
+	struct loop_source signal_src;    /* signalfd: SIGTERM, SIGINT */
+
+	struct client *clients;           /* all connections */
+	struct client *dirty;             /* clients with output to send */
+	struct pending_exit *pending;     /* targets caught mid-exit, waited on by pidfd */
+
+	uint64_t started_mono_ns;
+	uint64_t downs_queued;
+	uint64_t downs_sent;
+	uint64_t rb_dropped_seen;
+	uint64_t clients_total;
+};
+
+/* CLOCK_MONOTONIC / CLOCK_BOOTTIME / CLOCK_REALTIME now, in nanoseconds. */
+uint64_t agent_now_ns(int clock_id);
+
+/* ---- server.c: the listening socket -------------------------------------- */
+
+/* Create the socket directory and the socket (refusing a path a live agent
+ * holds, replacing a stale file). Logs and returns -errno. */
+int server_listen(struct agent *a);
+void server_close(struct agent *a);
+
+/* ---- client.c: one connection -------------------------------------------- */
+
+int client_accept(struct agent *a, int fd);
+/* Queue one record for the client (the before-sleep hook sends it). */
+int client_queue(struct client *c, uint16_t type, const void *body, size_t len);
+/* Queue an ERROR about one request (ref may be 0) with a printf message. */
+void client_error(struct client *c, uint64_t ref, uint16_t request, int code,
+		  const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+/* Take the oldest fd the client passed with SCM_RIGHTS; -1 if none. */
+int client_take_fd(struct client *c);
+struct reg_sub *client_sub(const struct client *c);
+/* Send what is queued, for every client with output. */
+void client_flush_all(struct agent *a);
+void client_close(struct client *c, const char *why);
+void client_close_all(struct agent *a);
+/* Append "subscriber id=.. name=.. monitors=.. queued=.." lines while the
+ * buffer stays within max_len bytes. */
+int client_status_lines(struct agent *a, struct zm_buf *out, size_t max_len);
+
+/* ---- monitor.c: monitors, demonitors, deaths ----------------------------- */
+
+void monitor_proc(struct agent *a, struct client *c, const struct zm_monitor_proc *m);
+void monitor_pidfd(struct agent *a, struct client *c, const struct zm_monitor_pidfd *m, int pidfd);
+void monitor_demonitor(struct agent *a, struct client *c, const struct zm_demonitor *m);
+/* kwatch's event callback: a watched process died. */
+void monitor_on_kernel_event(void *ctx, const struct zm_event *ev);
+/* The registry's unwatch callback. */
+void monitor_unwatch(void *ctx, const struct reg_key *key);
+void monitor_free_pending(struct agent *a);
+
+/* ---- status.c ------------------------------------------------------------ */
+
+/* The STATUS_REPLY text: "name value" lines. 0 or -ENOMEM. */
+int status_text(struct agent *a, struct zm_buf *out);
+
+#endif

@@ -1,0 +1,504 @@
+// SPDX-License-Identifier: LGPL-2.1 OR BSD-2-Clause
+/*
+ * One client connection: read frames (and the fds that ride with them),
+ * hand each record to its handler, queue replies and DOWNs, write them out
+ * before the loop sleeps. A malformed frame gets one ERROR and the
+ * connection is closed; a bad request gets an ERROR and nothing else.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "agent.h"
+#include "log.h"
+
+#define CLIENT_READ_CHUNK (64U * 1024)
+#define CLIENT_READ_BUDGET (1U << 20)      /* bytes per wakeup, for fairness */
+#define CLIENT_OUT_HIGH (4U << 20)          /* stop reading requests above this */
+#define CLIENT_MAX_FDS 1024U               /* received and not yet claimed */
+#define CLIENT_CMSG_FDS 253                 /* SCM_MAX_FD */
+
+struct client {
+	struct loop_source src;
+	struct agent *a;
+	struct reg_sub *sub;
+	struct client *next, *prev;        /* a->clients */
+	struct client *dirty_next;         /* a->dirty */
+	bool dirty;
+	bool hello_done;
+	bool closing;                      /* send what is queued, then close */
+	bool want_write;
+	uint32_t events;                   /* what the loop watches now */
+	struct zm_buf in, out;
+	struct zm_frame_writer w;
+	int fds[CLIENT_MAX_FDS];           /* ring of received fds */
+	unsigned int fd_head, fd_count;
+	char name[ZM_NAME_MAX + 1];
+	uint64_t downs_sent;
+};
+
+static void client_on_events(struct loop_source *src, uint32_t events);
+
+struct reg_sub *client_sub(const struct client *c)
+{
+	return c->sub;
+}
+
+static void client_mark_dirty(struct client *c)
+{
+	if (c->dirty)
+		return;
+	c->dirty = true;
+	c->dirty_next = c->a->dirty;
+	c->a->dirty = c;
+}
+
+int client_queue(struct client *c, uint16_t type, const void *body, size_t len)
+{
+	int r;
+
+	if (c->closing && type != ZM_REC_ERROR)
+		return 0;
+	r = zm_frame_add(&c->w, type, body, len);
+	if (r < 0)
+		return r;
+	if (type == ZM_REC_DOWN)
+		c->a->downs_queued++;
+	client_mark_dirty(c);
+	return 0;
+}
+
+void client_error(struct client *c, uint64_t ref, uint16_t request, int code, const char *fmt, ...)
+{
+	struct zm_error e = { .ref = ref, .code = code, .request = request };
+	uint8_t body[ZM_ERROR_LEN + ZM_MSG_MAX];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(e.message, sizeof(e.message), fmt, ap);
+	va_end(ap);
+	log_debug("client %llu (%s): error %s on %s ref %llu: %s",
+		  (unsigned long long)registry_sub_id(c->sub), c->name, strerrorname_np(code) ?: "?",
+		  zm_rec_type_name(request), (unsigned long long)ref, e.message);
+	if (client_queue(c, ZM_REC_ERROR, body, zm_enc_error(body, &e)) < 0)
+		log_warn("client %llu (%s): no memory to queue an error reply",
+			 (unsigned long long)registry_sub_id(c->sub), c->name);
+}
+
+/* A protocol violation: tell the client why, then close once that is sent. */
+static void client_fatal(struct client *c, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void client_fatal(struct client *c, int code, const char *fmt, ...)
+{
+	char msg[ZM_MSG_MAX + 1];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	log_info("client %llu (%s): %s; closing the connection",
+		 (unsigned long long)registry_sub_id(c->sub), c->name, msg);
+	client_error(c, 0, 0, code, "%s", msg);
+	c->closing = true;
+}
+
+int client_take_fd(struct client *c)
+{
+	int fd;
+
+	if (c->fd_count == 0)
+		return -1;
+	fd = c->fds[c->fd_head];
+	c->fd_head = (c->fd_head + 1) % CLIENT_MAX_FDS;
+	c->fd_count--;
+	return fd;
+}
+
+static void client_update_events(struct client *c)
+{
+	uint32_t ev = 0;
+
+	if (!c->closing && zm_buf_pending(&c->out) < CLIENT_OUT_HIGH)
+		ev |= EPOLLIN;
+	if (c->want_write)
+		ev |= EPOLLOUT;
+	if (ev != c->events && loop_mod(c->a->loop, &c->src, ev) == 0)
+		c->events = ev;
+}
+
+int client_accept(struct agent *a, int fd)
+{
+	struct client *c = calloc(1, sizeof(*c));
+	int r;
+
+	if (!c)
+		return -ENOMEM;
+	c->a = a;
+	c->src.fd = fd;
+	c->src.fn = client_on_events;
+	c->sub = registry_sub_new(a->reg, c);
+	if (!c->sub) {
+		free(c);
+		return -ENOMEM;
+	}
+	zm_frame_writer_init(&c->w, &c->out);
+	strcpy(c->name, "-");
+	c->events = EPOLLIN;
+	r = loop_add(a->loop, &c->src, c->events);
+	if (r < 0) {
+		registry_sub_free(a->reg, c->sub);
+		free(c);
+		return r;
+	}
+	c->next = a->clients;
+	if (a->clients)
+		a->clients->prev = c;
+	a->clients = c;
+	a->clients_total++;
+	log_debug("client %llu connected", (unsigned long long)registry_sub_id(c->sub));
+	return 0;
+}
+
+void client_close(struct client *c, const char *why)
+{
+	struct agent *a = c->a;
+	size_t mons = registry_sub_monitors(c->sub);
+
+	log_debug("client %llu (%s) disconnected (%s); dropping its %zu monitors",
+		  (unsigned long long)registry_sub_id(c->sub), c->name, why, mons);
+	loop_del(a->loop, &c->src);
+	close(c->src.fd);
+	while (c->fd_count)
+		close(client_take_fd(c));
+	/* Its monitors go, and with them every kernel watch nobody else needs. */
+	registry_sub_free(a->reg, c->sub);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		a->clients = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	if (c->dirty) {
+		for (struct client **pp = &a->dirty; *pp; pp = &(*pp)->dirty_next) {
+			if (*pp == c) {
+				*pp = c->dirty_next;
+				break;
+			}
+		}
+	}
+	zm_buf_free(&c->in);
+	zm_buf_free(&c->out);
+	free(c);
+}
+
+void client_close_all(struct agent *a)
+{
+	while (a->clients)
+		client_close(a->clients, "agent shutting down");
+}
+
+/* Write what is queued. 0, or -errno when the connection is dead. */
+static int client_write(struct client *c)
+{
+	zm_frame_end(&c->w);
+	while (zm_buf_pending(&c->out) > 0) {
+		ssize_t n = send(c->src.fd, zm_buf_head(&c->out), zm_buf_pending(&c->out),
+				 MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN) {
+				c->want_write = true;
+				client_update_events(c);
+				return 0;
+			}
+			return -errno;
+		}
+		zm_buf_consume(&c->out, (size_t)n);
+	}
+	if (c->want_write) {
+		c->want_write = false;
+		client_update_events(c);
+	}
+	return 0;
+}
+
+void client_flush_all(struct agent *a)
+{
+	while (a->dirty) {
+		struct client *c = a->dirty;
+		int r;
+
+		a->dirty = c->dirty_next;
+		c->dirty = false;
+		r = client_write(c);
+		if (r < 0)
+			client_close(c, strerror(-r));
+		else if (c->closing && zm_buf_pending(&c->out) == 0)
+			client_close(c, "protocol error");
+		else
+			client_update_events(c);
+	}
+}
+
+static void client_hello(struct client *c, const struct zm_record *rec)
+{
+	struct zm_hello h;
+	struct zm_welcome w = {
+		.version = ZM_PROTO_VERSION,
+		.max_frame = ZM_FRAME_MAX,
+		.subscriber_id = registry_sub_id(c->sub),
+	};
+	uint8_t body[ZM_WELCOME_LEN + ZM_NAME_MAX];
+
+	if (zm_dec_hello(rec, &h) < 0) {
+		client_fatal(c, EBADMSG, "HELLO record is %u bytes, shorter than its %u-byte fixed part",
+			     rec->len, ZM_HELLO_LEN);
+		return;
+	}
+	/* A newer client speaks our version too: it reads WELCOME's. */
+	if (h.version < ZM_PROTO_VERSION) {
+		client_fatal(c, EPROTONOSUPPORT, "protocol version %u is not supported (this agent speaks %u)",
+			     h.version, ZM_PROTO_VERSION);
+		return;
+	}
+	if (h.name[0]) {
+		/* The name shows in status lines of "key=value" words: keep it one word. */
+		snprintf(c->name, sizeof(c->name), "%s", h.name);
+		for (unsigned char *p = (unsigned char *)c->name; *p; p++)
+			if (*p < 0x21 || *p > 0x7e)
+				*p = '_';
+	}
+	/* Pacing (max_rate, max_batch, batch_window_us) is not enforced yet:
+	 * WELCOME says so by returning 0, "no limit". */
+	snprintf(w.agent_version, sizeof(w.agent_version), "zenmond %s", ZENMON_VERSION);
+	c->hello_done = true;
+	client_queue(c, ZM_REC_WELCOME, body, zm_enc_welcome(body, &w));
+	log_debug("client %llu says hello as \"%s\"", (unsigned long long)registry_sub_id(c->sub), c->name);
+}
+
+static void client_record(struct client *c, const struct zm_record *rec)
+{
+	struct agent *a = c->a;
+	uint8_t body[16];
+	uint64_t token;
+
+	if (!c->hello_done) {
+		if (rec->type == ZM_REC_HELLO)
+			client_hello(c, rec);
+		else
+			client_fatal(c, EPROTO, "expected HELLO as the first record, got %s (0x%02x)",
+				     zm_rec_type_name(rec->type), rec->type);
+		return;
+	}
+
+	switch (rec->type) {
+	case ZM_REC_MONITOR_PROC: {
+		struct zm_monitor_proc m;
+
+		if (zm_dec_monitor_proc(rec, &m) < 0)
+			goto short_body;
+		monitor_proc(a, c, &m);
+		return;
+	}
+	case ZM_REC_MONITOR_PIDFD: {
+		struct zm_monitor_pidfd m;
+
+		if (zm_dec_monitor_pidfd(rec, &m) < 0)
+			goto short_body;
+		monitor_pidfd(a, c, &m, client_take_fd(c));
+		return;
+	}
+	case ZM_REC_DEMONITOR: {
+		struct zm_demonitor m;
+
+		if (zm_dec_demonitor(rec, &m) < 0)
+			goto short_body;
+		monitor_demonitor(a, c, &m);
+		return;
+	}
+	case ZM_REC_SYNC:
+		if (zm_dec_u64(rec, &token) < 0)
+			goto short_body;
+		client_queue(c, ZM_REC_SYNCED, body, zm_enc_u64(body, token));
+		return;
+	case ZM_REC_STATUS: {
+		struct zm_buf text = { 0 };
+		uint8_t tok[8];
+
+		if (zm_dec_u64(rec, &token) < 0)
+			goto short_body;
+		zm_enc_u64(tok, token);
+		if (zm_buf_append(&text, tok, sizeof(tok)) < 0 || status_text(a, &text) < 0 ||
+		    client_queue(c, ZM_REC_STATUS_REPLY, zm_buf_head(&text), zm_buf_pending(&text)) < 0)
+			client_error(c, 0, rec->type, ENOMEM, "cannot build the status reply");
+		zm_buf_free(&text);
+		return;
+	}
+	case ZM_REC_HELLO:
+		client_fatal(c, EPROTO, "HELLO sent twice");
+		return;
+	default:
+		client_fatal(c, EPROTO, "unknown record type 0x%02x", rec->type);
+		return;
+	}
+
+short_body:
+	client_fatal(c, EBADMSG, "%s record body is %u bytes, shorter than its fixed part",
+		     zm_rec_type_name(rec->type), rec->len);
+}
+
+/* Parse and handle every whole frame in the input buffer. */
+static void client_parse(struct client *c)
+{
+	while (!c->closing) {
+		struct zm_frame f;
+		struct zm_record_iter it;
+		struct zm_record rec;
+		int r = zm_frame_parse(zm_buf_head(&c->in), zm_buf_pending(&c->in), ZM_FRAME_MAX, &f);
+
+		if (r == 0)
+			return;
+		if (r == -EMSGSIZE) {
+			client_fatal(c, EMSGSIZE, "frame of %u bytes is larger than the %u-byte maximum",
+				     zm_buf_pending(&c->in) >= 4 ? (unsigned)(zm_buf_head(&c->in)[0] |
+				     zm_buf_head(&c->in)[1] << 8 | zm_buf_head(&c->in)[2] << 16 |
+				     (uint32_t)zm_buf_head(&c->in)[3] << 24) : 0, ZM_FRAME_MAX);
+			return;
+		}
+		if (r < 0) {
+			client_fatal(c, EBADMSG, "malformed frame header (bad magic or length)");
+			return;
+		}
+		/* Check the whole frame before acting on any record of it. */
+		zm_record_iter_init(&it, &f);
+		while ((r = zm_record_next(&it, &rec)) > 0)
+			;
+		if (r < 0) {
+			client_fatal(c, EBADMSG, "malformed frame: a record's length runs past the frame or the count is wrong");
+			return;
+		}
+		zm_record_iter_init(&it, &f);
+		while (!c->closing && zm_record_next(&it, &rec) > 0)
+			client_record(c, &rec);
+		zm_buf_consume(&c->in, f.len);
+	}
+}
+
+static void client_stash_fds(struct client *c, struct msghdr *mh)
+{
+	for (struct cmsghdr *cm = CMSG_FIRSTHDR(mh); cm; cm = CMSG_NXTHDR(mh, cm)) {
+		size_t n;
+		int *fds;
+
+		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+			continue;
+		n = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		fds = (int *)CMSG_DATA(cm);
+		for (size_t i = 0; i < n; i++) {
+			int fd;
+
+			memcpy(&fd, &fds[i], sizeof(fd));
+			if (c->fd_count == CLIENT_MAX_FDS) {
+				close(fd);
+				if (!c->closing)
+					client_fatal(c, ENOSPC, "more than %u passed fds wait for MONITOR_PIDFD records",
+						     CLIENT_MAX_FDS);
+				continue;
+			}
+			c->fds[(c->fd_head + c->fd_count) % CLIENT_MAX_FDS] = fd;
+			c->fd_count++;
+		}
+	}
+}
+
+static void client_read(struct client *c)
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * CLIENT_CMSG_FDS)];
+		struct cmsghdr align;
+	} cbuf;
+	size_t budget = CLIENT_READ_BUDGET;
+
+	while (budget > 0 && !c->closing) {
+		struct iovec iov;
+		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
+				     .msg_control = cbuf.buf, .msg_controllen = sizeof(cbuf.buf) };
+		ssize_t n;
+
+		if (zm_buf_reserve(&c->in, CLIENT_READ_CHUNK) < 0) {
+			client_close(c, "out of memory");
+			return;
+		}
+		iov.iov_base = c->in.data + c->in.len;
+		iov.iov_len = CLIENT_READ_CHUNK;
+		n = recvmsg(c->src.fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN)
+				break;
+			client_close(c, strerror(errno));
+			return;
+		}
+		client_stash_fds(c, &mh);
+		if (mh.msg_flags & MSG_CTRUNC)
+			client_fatal(c, EBADMSG, "too many fds in one message (at most %d)", CLIENT_CMSG_FDS);
+		if (n == 0) {
+			/* Handle what arrived whole, then go. */
+			client_parse(c);
+			if (zm_buf_pending(&c->in) > 0 && !c->closing)
+				log_info("client %llu (%s): connection closed inside a frame (%zu bytes of it arrived)",
+					 (unsigned long long)registry_sub_id(c->sub), c->name,
+					 zm_buf_pending(&c->in));
+			client_close(c, "end of stream");
+			return;
+		}
+		c->in.len += (size_t)n;
+		budget -= (size_t)n < budget ? (size_t)n : budget;
+		client_parse(c);
+	}
+	client_update_events(c);
+}
+
+static void client_on_events(struct loop_source *src, uint32_t events)
+{
+	struct client *c = (struct client *)src;
+
+	if (events & EPOLLOUT) {
+		int r = client_write(c);
+
+		if (r < 0) {
+			client_close(c, strerror(-r));
+			return;
+		}
+		if (c->closing && zm_buf_pending(&c->out) == 0) {
+			client_close(c, "protocol error");
+			return;
+		}
+	}
+	if (events & (EPOLLIN | EPOLLHUP | EPOLLERR))
+		client_read(c);
+}
+
+int client_status_lines(struct agent *a, struct zm_buf *out, size_t max_len)
+{
+	for (struct client *c = a->clients; c; c = c->next) {
+		char line[256];
+		int n = snprintf(line, sizeof(line), "subscriber id=%llu name=%s monitors=%zu queued=%zu\n",
+				 (unsigned long long)registry_sub_id(c->sub), c->name,
+				 registry_sub_monitors(c->sub), zm_buf_pending(&c->out) / (ZM_REC_HDR_LEN + ZM_DOWN_LEN));
+
+		/* The text must fit one record: end after the last whole line. */
+		if (zm_buf_pending(out) + (size_t)n > max_len)
+			break;
+		if (zm_buf_append(out, line, (size_t)n) < 0)
+			return -ENOMEM;
+	}
+	return 0;
+}

@@ -1,0 +1,396 @@
+// SPDX-License-Identifier: LGPL-2.1 OR BSD-2-Clause
+/*
+ * Monitors: setting them up race-free, taking them down, and turning a
+ * process's death into one DOWN per monitor.
+ *
+ * Registration order is what makes it race-free (DESIGN.md, invariants):
+ *   1. read /proc/PID/stat: the process's identity (pid, start time);
+ *   2. add the monitor to the registry; for a target nobody watched yet,
+ *   3. arm the kernel watch, and only then
+ *   4. check liveness again. A process still running with a thread not yet
+ *      in do_exit() will pass the exit tracepoint after step 3, so the
+ *      kernel reports it. A process gone or already exiting may have passed
+ *      the tracepoint before step 3: it is resolved here, from the kernel
+ *      map (the BPF program writes every exit it sees into the watched
+ *      entry), from the zombie's exit status, or as noproc; one caught in
+ *      the middle of do_exit() is waited for with a pidfd, which becomes
+ *      readable only once the whole thread group is gone.
+ * However many paths report a death, registry_target_fire() fires a target
+ * once: later reports find nothing to fire.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "agent.h"
+#include "log.h"
+#include "procfs.h"
+#include "reason.h"
+
+#define PID_MAX_LIMIT 4194304U   /* the kernel's upper bound for pid_max */
+
+/* A target caught in the middle of its exit: wait for its pidfd. */
+struct pending_exit {
+	struct loop_source src;
+	struct agent *a;
+	struct reg_key key;
+	struct pending_exit *next;
+};
+
+static struct reg_key proc_key(uint32_t tgid, uint64_t start_ticks)
+{
+	return (struct reg_key){ .kind = ZM_TARGET_PROCESS, .a = tgid, .b = start_ticks };
+}
+
+uint64_t agent_now_ns(int clock_id)
+{
+	struct timespec ts;
+
+	clock_gettime(clock_id, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+/* The kernel stamps exits with CLOCK_BOOTTIME; users want wall-clock time. */
+static uint64_t boot_to_realtime(uint64_t boot_ns)
+{
+	uint64_t now_boot = agent_now_ns(CLOCK_BOOTTIME);
+	uint64_t now_real = agent_now_ns(CLOCK_REALTIME);
+
+	return boot_ns <= now_boot ? now_real - (now_boot - boot_ns) : now_real;
+}
+
+static void queue_down(struct client *c, const struct zm_down *d)
+{
+	uint8_t body[ZM_DOWN_LEN];
+
+	/* A DOWN that cannot be queued is lost: the one failure this agent
+	 * must never hide. */
+	if (client_queue(c, ZM_REC_DOWN, body, zm_enc_down(body, d)) < 0)
+		log_error("cannot queue DOWN for reference %llu of subscriber %llu: out of memory",
+			  (unsigned long long)d->ref, (unsigned long long)registry_sub_id(client_sub(c)));
+}
+
+static void fire_one(void *ctx, struct reg_sub *s, uint64_t ref, const struct reg_key *key)
+{
+	struct zm_down *d = ctx;
+
+	d->ref = ref;
+	queue_down(registry_sub_owner(s), d);
+}
+
+static void fire_proc(struct agent *a, const struct reg_key *key, struct zm_down *d)
+{
+	size_t n;
+
+	d->kind = ZM_TARGET_PROCESS;
+	d->pid = (uint32_t)key->a;
+	d->start_ticks = key->b;
+	n = registry_target_fire(a->reg, key, fire_one, d);
+	if (n)
+		log_debug("process %u (start %llu) is down (%s %d): %zu DOWNs", d->pid,
+			  (unsigned long long)d->start_ticks, zm_reason_name(d->reason), d->value, n);
+}
+
+static void fire_exit(struct agent *a, const struct reg_key *key, uint32_t status, uint64_t boot_ns)
+{
+	struct zm_down d = { .time_ns = boot_to_realtime(boot_ns) };
+
+	reason_from_wait_status(status, &d);
+	fire_proc(a, key, &d);
+}
+
+static void fire_noproc(struct agent *a, const struct reg_key *key)
+{
+	struct zm_down d = { .time_ns = agent_now_ns(CLOCK_REALTIME), .reason = ZM_REASON_NOPROC };
+
+	fire_proc(a, key, &d);
+}
+
+static void queue_noproc(struct client *c, uint64_t ref, uint32_t pid, uint64_t start_ticks)
+{
+	struct zm_down d = {
+		.ref = ref,
+		.time_ns = agent_now_ns(CLOCK_REALTIME),
+		.kind = ZM_TARGET_PROCESS,
+		.reason = ZM_REASON_NOPROC,
+		.pid = pid,
+		.start_ticks = start_ticks,
+	};
+
+	queue_down(c, &d);
+}
+
+/*
+ * The target is gone (or its whole thread group has exited): fire it with
+ * the best reason there is, and drop its kernel watch.
+ */
+static void resolve_gone(struct agent *a, const struct reg_key *key)
+{
+	uint32_t tgid = (uint32_t)key->a;
+	struct zm_proc_watch w;
+	struct proc_stat st;
+
+	if (kwatch_lookup_proc(a->kw, tgid, key->b, &w) == 0 && w.state == ZM_WATCH_FIRED)
+		fire_exit(a, key, w.exit_code, w.exit_ns);
+	else if (procfs_read_stat(a->opts.proc_root, (pid_t)tgid, &st) == 0 &&
+		 st.start_ticks == key->b && st.state == 'Z' && st.exit_code >= 0)
+		/* A zombie: it died before the watch existed, and its status is
+		 * still readable. Better than noproc. */
+		fire_exit(a, key, (uint32_t)st.exit_code, agent_now_ns(CLOCK_BOOTTIME));
+	else
+		fire_noproc(a, key);
+	kwatch_del_proc(a->kw, tgid, key->b);
+}
+
+static void pending_free(struct agent *a, struct pending_exit *p)
+{
+	for (struct pending_exit **pp = &a->pending; *pp; pp = &(*pp)->next) {
+		if (*pp == p) {
+			*pp = p->next;
+			break;
+		}
+	}
+	loop_del(a->loop, &p->src);
+	close(p->src.fd);
+	free(p);
+}
+
+static void pending_on_events(struct loop_source *src, uint32_t events)
+{
+	struct pending_exit *p = (struct pending_exit *)src;
+	struct agent *a = p->a;
+
+	/* The thread group is gone. If its exit passed the tracepoint with the
+	 * watch in place, the record is in the ring buffer (or the map): take
+	 * it first, for the real reason. */
+	kwatch_drain(a->kw);
+	if (registry_target_exists(a->reg, &p->key))
+		resolve_gone(a, &p->key);
+	pending_free(a, p);
+}
+
+static void wait_for_exit(struct agent *a, const struct reg_key *key)
+{
+	uint32_t tgid = (uint32_t)key->a;
+	struct pending_exit *p;
+	struct proc_stat st;
+	int fd, r;
+
+	fd = (int)syscall(SYS_pidfd_open, (pid_t)tgid, 0);
+	if (fd < 0) {
+		resolve_gone(a, key);
+		return;
+	}
+	/* The pid could have been reaped and reused since we read its stat. */
+	r = procfs_read_stat(a->opts.proc_root, (pid_t)tgid, &st);
+	if (r < 0 || st.start_ticks != key->b || !(p = calloc(1, sizeof(*p)))) {
+		close(fd);
+		resolve_gone(a, key);
+		return;
+	}
+	p->a = a;
+	p->key = *key;
+	p->src.fd = fd;
+	p->src.fn = pending_on_events;
+	if (loop_add(a->loop, &p->src, EPOLLIN) < 0) {
+		close(fd);
+		free(p);
+		resolve_gone(a, key);
+		return;
+	}
+	p->next = a->pending;
+	a->pending = p;
+	log_debug("process %u caught mid-exit: waiting on its pidfd", tgid);
+}
+
+void monitor_free_pending(struct agent *a)
+{
+	while (a->pending)
+		pending_free(a, a->pending);
+}
+
+/* Steps 3 and 4 for a new target. 0, or -errno when no watch could be armed. */
+static int arm_proc(struct agent *a, const struct reg_key *key)
+{
+	uint32_t tgid = (uint32_t)key->a;
+	struct zm_proc_watch w;
+	struct proc_stat st;
+	int r;
+
+	r = kwatch_add_proc(a->kw, tgid, key->b);
+	if (r < 0 && r != -EEXIST)
+		return r;
+
+	r = procfs_read_stat(a->opts.proc_root, (pid_t)tgid, &st);
+	if (r < 0 || st.start_ticks != key->b) {
+		resolve_gone(a, key);
+		return 0;
+	}
+	if (st.state != 'Z' && st.state != 'X' && !(st.flags & PROCFS_PF_EXITING))
+		return 0; /* the leader runs: its exit is still to come */
+	if (procfs_group_exiting(a->opts.proc_root, (pid_t)tgid) == 0)
+		return 0; /* another thread runs: the last exit is still to come */
+	if (kwatch_lookup_proc(a->kw, tgid, key->b, &w) == 0 && w.state == ZM_WATCH_FIRED) {
+		resolve_gone(a, key);
+		return 0;
+	}
+	wait_for_exit(a, key);
+	return 0;
+}
+
+static void watch_proc(struct agent *a, struct client *c, uint64_t ref, uint32_t pid,
+		       bool have_start, uint64_t start_ticks, uint16_t request)
+{
+	struct reg_sub *sub = client_sub(c);
+	struct proc_stat st;
+	struct reg_key key;
+	bool new_target;
+	pid_t tgid;
+	int r;
+
+	r = procfs_read_stat(a->opts.proc_root, (pid_t)pid, &st);
+	if (r == -ENOENT || (r == 0 && have_start && st.start_ticks != start_ticks)) {
+		queue_noproc(c, ref, pid, have_start ? start_ticks : 0);
+		return;
+	}
+	if (r < 0) {
+		client_error(c, ref, request, -r, "cannot read %s/%u/stat: %s", a->opts.proc_root, pid,
+			     strerror(-r));
+		return;
+	}
+	key = proc_key(pid, st.start_ticks);
+	if (!registry_target_exists(a->reg, &key)) {
+		/* /proc/TID/stat exists for threads too: make sure pid is a process. */
+		r = procfs_read_tgid(a->opts.proc_root, (pid_t)pid, &tgid);
+		if (r == -ENOENT) {
+			queue_noproc(c, ref, pid, st.start_ticks);
+			return;
+		}
+		if (r == 0 && (uint32_t)tgid != pid) {
+			client_error(c, ref, request, ESRCH,
+				     "%u is a thread of process %d, not a process (monitor %d instead)",
+				     pid, tgid, tgid);
+			return;
+		}
+	}
+	r = registry_monitor_add(a->reg, sub, ref, &key, &new_target);
+	if (r < 0) {
+		client_error(c, ref, request, -r, "cannot add the monitor: %s", strerror(-r));
+		return;
+	}
+	if (!new_target)
+		return;
+	r = arm_proc(a, &key);
+	if (r < 0) {
+		registry_monitor_remove(a->reg, sub, ref);
+		if (r == -E2BIG)
+			client_error(c, ref, request, ENOSPC,
+				     "the kernel watch map is full (%u processes watched); demonitor some first",
+				     ZM_MAX_PROC_WATCHES);
+		else
+			client_error(c, ref, request, -r, "cannot arm the kernel watch for process %u: %s",
+				     pid, strerror(-r));
+	}
+}
+
+/* The checks every MONITOR request shares. true when the request may go on. */
+static bool check_ref(struct agent *a, struct client *c, uint64_t ref, uint16_t request)
+{
+	if (ref == 0) {
+		client_error(c, 0, request, EINVAL, "reference 0 is reserved: choose a nonzero reference");
+		return false;
+	}
+	if (registry_monitor_find(a->reg, client_sub(c), ref, NULL)) {
+		client_error(c, ref, request, EEXIST,
+			     "reference %llu is already in use by an active monitor of this connection",
+			     (unsigned long long)ref);
+		return false;
+	}
+	return true;
+}
+
+void monitor_proc(struct agent *a, struct client *c, const struct zm_monitor_proc *m)
+{
+	if (!check_ref(a, c, m->ref, ZM_REC_MONITOR_PROC))
+		return;
+	if (m->flags & ~ZM_MON_START_TIME) {
+		client_error(c, m->ref, ZM_REC_MONITOR_PROC, EINVAL, "unknown flags 0x%x", m->flags);
+		return;
+	}
+	if (m->pid == 0 || m->pid > PID_MAX_LIMIT) {
+		client_error(c, m->ref, ZM_REC_MONITOR_PROC, EINVAL,
+			     "pid %d is out of range (1..%u)", (int32_t)m->pid, PID_MAX_LIMIT);
+		return;
+	}
+	watch_proc(a, c, m->ref, m->pid, m->flags & ZM_MON_START_TIME, m->start_ticks,
+		   ZM_REC_MONITOR_PROC);
+}
+
+void monitor_pidfd(struct agent *a, struct client *c, const struct zm_monitor_pidfd *m, int pidfd)
+{
+	struct proc_stat st;
+	pid_t pid, again;
+	int r;
+
+	if (pidfd < 0) {
+		client_error(c, m->ref, ZM_REC_MONITOR_PIDFD, EBADF,
+			     "no file descriptor came with this MONITOR_PIDFD record "
+			     "(send the pidfd as SCM_RIGHTS with the frame that holds the record)");
+		return;
+	}
+	if (!check_ref(a, c, m->ref, ZM_REC_MONITOR_PIDFD))
+		goto out;
+	r = procfs_pidfd_pid(a->opts.proc_root, pidfd, &pid);
+	if (r == -ESRCH) {
+		queue_noproc(c, m->ref, 0, 0); /* reaped: the pidfd no longer has a pid */
+		goto out;
+	}
+	if (r < 0) {
+		client_error(c, m->ref, ZM_REC_MONITOR_PIDFD, EBADF,
+			     "the file descriptor passed is not a pidfd (open it with pidfd_open(2))");
+		goto out;
+	}
+	r = procfs_read_stat(a->opts.proc_root, pid, &st);
+	/* If the pidfd still has its pid after the read, the pid was not
+	 * reaped, so not reused: the start time read is its process's. */
+	if (r < 0 || procfs_pidfd_pid(a->opts.proc_root, pidfd, &again) < 0 || again != pid) {
+		queue_noproc(c, m->ref, (uint32_t)pid, 0);
+		goto out;
+	}
+	watch_proc(a, c, m->ref, (uint32_t)pid, true, st.start_ticks, ZM_REC_MONITOR_PIDFD);
+out:
+	close(pidfd);
+}
+
+void monitor_demonitor(struct agent *a, struct client *c, const struct zm_demonitor *m)
+{
+	if (registry_monitor_remove(a->reg, client_sub(c), m->ref) < 0)
+		client_error(c, m->ref, ZM_REC_DEMONITOR, ENOENT,
+			     "no active monitor has reference %llu (it was never set, was demonitored, "
+			     "or its DOWN is already on its way)", (unsigned long long)m->ref);
+}
+
+void monitor_on_kernel_event(void *ctx, const struct zm_event *ev)
+{
+	struct agent *a = ctx;
+	struct reg_key key;
+
+	if (ev->kind != ZM_EV_PROC_EXIT) {
+		log_warn("ignoring a kernel record of unknown kind %u", ev->kind);
+		return;
+	}
+	key = proc_key(ev->tgid, ev->start_ticks);
+	fire_exit(a, &key, ev->exit_code, ev->exit_ns);
+	kwatch_del_proc(a->kw, ev->tgid, ev->start_ticks);
+}
+
+void monitor_unwatch(void *ctx, const struct reg_key *key)
+{
+	struct agent *a = ctx;
+
+	kwatch_del_proc(a->kw, (uint32_t)key->a, key->b);
+}
