@@ -56,6 +56,7 @@ LIBS       := $(BUILD)/libzenmon.a $(BUILD)/libzenmon.so
 
 .PHONY: all deps run test test-unit test-integration bench install clean
 .DELETE_ON_ERROR:
+.SECONDARY: $(IT_HOBJ)
 
 all: $(BINS) $(LIBS) $(BUILD)/zenmon.pc $(UNIT_BIN) $(IT_BIN)
 

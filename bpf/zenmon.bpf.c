@@ -13,43 +13,45 @@
  *
  * Wakeup policy
  * -------------
- * Measured here (docs: MEASUREMENTS.md, 2 vCPU, 6.18): a record submitted
- * with a consumer wakeup costs the exiting task ~2.2-2.5 us, one without a
- * wakeup ~0.4 us, and a wakeup per exit cut a two-thread process storm to
- * 0.54x of its rate with nothing attached. The wakeup (irq_work, then waking
- * the consumer) is the cost, so we rate-limit it:
+ * Measured on a 2 vCPU VM with Linux 6.18 (MEASUREMENTS.md): a record
+ * submitted with a consumer wakeup costs the exiting task ~2.2-2.5 us, one
+ * without ~0.4 us, and a wakeup per exit cut a two-thread process storm to
+ * 0.54x of its rate with nothing attached. The wakeup (an irq_work, then
+ * waking the agent) is the cost, so we rate-limit it:
  *
  *   - A record is submitted with BPF_RB_FORCE_WAKEUP if at least
  *     wakeup_interval_ns passed since the last such record (last_wakeup_ns),
  *     and with BPF_RB_NO_WAKEUP otherwise.
- *   - The agent, after any drain that consumed records (or found one still
- *     being written: kwatch_drain() returns -EAGAIN), drains again after one
- *     interval, until a drain finds nothing. It watches the ring buffer's
- *     epoll fd level-triggered.
+ *   - The agent watches the ring's epoll fd level-triggered, and after any
+ *     drain that consumed records, or that returned -EAGAIN (a record was
+ *     reserved but not yet committed), it drains again after one interval,
+ *     until a drain finds nothing.
  *
- * A lone exit therefore wakes the agent at once, and a storm costs at most
- * about one wakeup per interval (two CPUs may both take the same slot).
+ * So a lone exit wakes the agent at once, and a storm costs about one wakeup
+ * per interval (two CPUs may both take a slot), plus one re-drain per
+ * interval in the agent.
  *
- * Why this loses no record. Take a record R submitted without a wakeup. R's
- * program saw last_wakeup_ns = t_W with |t_R - t_W| < interval, written by a
- * program W whose record is submitted with a forced wakeup after t_W.
- *   - If W's wakeup comes after R is committed: the ring is now readable and,
- *     level-triggered, stays readable until it is empty, so the agent drains
- *     until R is consumed.
- *   - If W's wakeup comes first: the drain it causes consumes W, so the agent
- *     drains again at least one interval later, which is after t_R. R is
- *     consumed then, unless it is still being written (R's program runs with
- *     preemption off, so only an NMI or a stolen vCPU makes that possible),
- *     in which case that drain returns -EAGAIN or a positive count and the
- *     agent drains again an interval later.
- * Default (adaptive) flags would not do: the kernel then wakes only if the
- * consumer has read everything before the record, and a concurrent
- * NO_WAKEUP record reserved just before W would swallow W's wakeup with
- * nothing left to rescue either record. FORCE_WAKEUP is issued at most once
- * per interval, so the adaptive saving is not needed.
+ * Why no record is left behind. A record R submitted without a wakeup was
+ * decided at t_R, when last_wakeup_ns held t_W with |t_R - t_W| < interval:
+ * t_W is the decision time of a record W submitted with a forced wakeup,
+ * which is issued after W is committed.
+ *   - If that wakeup comes after R is committed, the ring is readable and,
+ *     level-triggered, stays readable until it is empty (reserved records
+ *     count), so the agent keeps draining until R is consumed.
+ *   - If it comes before, a drain consumes W (at once, or once whatever was
+ *     reserved before W is committed), after t_W; the agent then drains
+ *     again one interval later, after t_R. That drain consumes R, or finds R
+ *     still reserved (R's program runs with preemption off, so only an NMI
+ *     or a stolen vCPU can stretch that) and returns -EAGAIN or a count, and
+ *     the agent drains again one interval later, until R is consumed.
+ * The kernel's default (adaptive) flags would not do for W: they wake only
+ * if the consumer had read everything before W, so a NO_WAKEUP record
+ * reserved on another CPU just before W would swallow W's wakeup with no
+ * drain coming to rescue either. FORCE_WAKEUP is issued at most once per
+ * interval anyway, so there is little for the adaptive check to save.
  *
- * A record takes the wakeup slot only once it is reserved: a failed reserve
- * must not make later records rely on a wakeup that never happened.
+ * A record takes the wakeup slot only once it is reserved: after a failed
+ * reserve, later records must not rely on a wakeup that never happened.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -148,22 +150,17 @@ int BPF_PROG(zm_process_exit, struct task_struct *task)
 	key.start_ticks = leader->start_boottime / ZM_NSEC_PER_TICK;
 
 	/*
-	 * What wait(2) will report (wait_task_zombie): the group exit code if
-	 * the group was told to exit (exit_group(), a fatal signal; a core dump
-	 * sets 0x80 in it), otherwise the leader's own exit code (the leader
-	 * called pthread_exit() and the last thread exited with SYS_exit).
-	 * Both are written before this tracepoint runs.
-	 */
-	if (sig->flags & SIGNAL_GROUP_EXIT)
-		code = (__u32)sig->group_exit_code;
-	else
-		code = (__u32)leader->exit_code;
-	now = bpf_ktime_get_boot_ns();
-
-	/*
-	 * Everything is computed before the lookup on purpose: the window in
-	 * which we hold a pointer into an element the agent might delete (and
-	 * the allocator hand to a new watch) is kept to a few instructions.
+	 * Nearly every exit is a miss, so nothing else is read before the
+	 * lookup: the exit code's fields and the clock cost ~0.3 us of cache
+	 * misses per exit here, which a miss has no use for.
+	 *
+	 * Known limit: between this lookup and the compare-and-swap below
+	 * (well under a microsecond) the agent could delete this watch and
+	 * insert another that the allocator places in the same element; we
+	 * would then fire that other watch. The agent's delete and insert are
+	 * two syscalls, so it takes this CPU stalled (NMI, stolen vCPU) right
+	 * here. Closing it for good needs the key copied into the value
+	 * (kern.h), to re-check after the swap.
 	 */
 	w = bpf_map_lookup_elem(&zm_procs, &key);
 	if (!w)
@@ -179,6 +176,19 @@ int BPF_PROG(zm_process_exit, struct task_struct *task)
 	__builtin_memcpy(&tail, &old, sizeof(tail));
 	if (tail.state != ZM_WATCH_ARMED)
 		return 0; /* fired already: a sibling thread won */
+
+	/*
+	 * What wait(2) will report (wait_task_zombie): the group exit code if
+	 * the group was told to exit (exit_group(), a fatal signal; a core dump
+	 * sets 0x80 in it), otherwise the leader's own exit code (the leader
+	 * called pthread_exit() and the last thread exited with SYS_exit).
+	 * Both are written before this tracepoint runs.
+	 */
+	if (sig->flags & SIGNAL_GROUP_EXIT)
+		code = (__u32)sig->group_exit_code;
+	else
+		code = (__u32)leader->exit_code;
+	now = bpf_ktime_get_boot_ns();
 	/*
 	 * exit_ns goes in first so that it is valid once FIRED is visible (the
 	 * compare-and-swap is a full barrier). A losing sibling may overwrite it

@@ -430,6 +430,16 @@ int zmh_agent_stop(struct zmh_agent *a)
 
 	if (a->pid <= 0)
 		return -ESRCH;
+	if (!zmh_agent_alive(a)) {
+		/* It died on its own (or someone else killed it) during the tests. */
+		waitpid(a->pid, &ws, 0);
+		describe_wstatus(ws, how, sizeof(how));
+		fprintf(stderr, "harness: zenmond had already %s before it was asked to stop\n", how);
+		a->pid = 0;
+		zmh_agent_dump_log(a);
+		fprintf(stderr, "harness: keeping %s for inspection\n", a->dir);
+		return -ECHILD;
+	}
 	if (kill(a->pid, SIGTERM) < 0) {
 		err = -errno;
 		fprintf(stderr, "harness: kill(zenmond, SIGTERM): %s\n", strerror(errno));
@@ -586,8 +596,31 @@ static void *child_thread(void *arg)
 {
 	(void)arg;
 	zmh_sleep_ms(thread_exit_ms);
-	exit(thread_exit_code);
+	/* _exit, not exit: a sanitizer's leak check at exit() would change the
+	 * status. From any thread, _exit() ends the whole process. */
+	_exit(thread_exit_code);
 	return NULL;
+}
+
+/*
+ * Reset every signal to its default disposition and unblock all, straight
+ * through the syscall: cmocka installs handlers, and under AddressSanitizer
+ * the libc signal()/sigaction() are intercepted and a SIGSEGV handler cannot
+ * be removed through them. An all-zero kernel sigaction is SIG_DFL, whatever
+ * the architecture's field order.
+ */
+static void reset_signals(void)
+{
+	uint64_t ksa[8];
+	uint64_t none = 0;
+
+	memset(ksa, 0, sizeof(ksa));
+	for (int s = 1; s <= 64; s++) {
+		if (s == SIGKILL || s == SIGSTOP)
+			continue;
+		syscall(SYS_rt_sigaction, s, ksa, NULL, sizeof(uint64_t));
+	}
+	syscall(SYS_rt_sigprocmask, SIG_SETMASK, &none, NULL, sizeof(uint64_t));
 }
 
 static __attribute__((noreturn)) void child_main(int rfd)
@@ -595,11 +628,7 @@ static __attribute__((noreturn)) void child_main(int rfd)
 	struct child_cmd cmd;
 	size_t got = 0;
 
-	for (int s = 1; s < NSIG; s++)
-		signal(s, SIG_DFL);
-	sigset_t none;
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
+	reset_signals();
 	/* Keep only stdio and the command pipe: a client socket inherited here
 	 * would keep a connection open after the test closed it. */
 	if (rfd > 3)
@@ -619,7 +648,7 @@ static __attribute__((noreturn)) void child_main(int rfd)
 	case OP_EXIT:
 		_exit(cmd.arg);
 	case OP_RAISE:
-		raise(cmd.arg);
+		kill(getpid(), cmd.arg);
 		_exit(98);
 	case OP_RAISE_CORE: {
 		struct rlimit rl = { RLIM_INFINITY, RLIM_INFINITY };
@@ -628,7 +657,7 @@ static __attribute__((noreturn)) void child_main(int rfd)
 		prctl(PR_SET_DUMPABLE, 1);
 		if (chdir(cmd.dir) < 0)
 			_exit(97);
-		raise(cmd.arg);
+		kill(getpid(), cmd.arg);
 		_exit(98);
 	}
 	case OP_THREAD_EXIT: {
@@ -995,8 +1024,12 @@ int zmh_connect(const struct zmh_agent *a, const char *name, struct zmh_collecto
 	o.max_rate = 1000000;
 	o.timeout_ms = ZMH_TIMEOUT_MS;
 	r = zm_connect_opts(&o, &c);
-	if (r < 0)
+	if (r < 0) {
+		fprintf(stderr, "harness: zm_connect(%s): %s; the agent is %s\n", a->sock,
+			strerror(-r), zmh_agent_alive(a) ? "running" : "GONE");
+		zmh_agent_dump_log(a);
 		return r;
+	}
 	if (col)
 		zm_set_error_handler(c, on_error, col);
 	if (n_tracked_clients < sizeof(tracked_clients) / sizeof(tracked_clients[0]))

@@ -136,6 +136,40 @@ static void test_monitor_dead_pid_reports_noproc(void **state)
 	free(err);
 }
 
+static void test_monitor_several_pids_exits_once_all_are_down(void **state)
+{
+	struct zmh_env *env = zmh_env(state);
+	struct zmh_child a, b;
+	struct zmh_proc p;
+	char arg_a[48], arg_b[48];
+	const char *argv[] = { "zenmonctl", "--socket", env->agent.sock, "monitor", "--json", arg_a,
+			       arg_b, NULL };
+	char *out = NULL, *err = NULL, *second;
+	int ws = 0;
+
+	assert_int_equal(zmh_child_spawn(&a), 0);
+	assert_int_equal(zmh_child_spawn(&b), 0);
+	/* a by pid:start (right), b by pid:start (wrong: noproc at once) */
+	snprintf(arg_a, sizeof(arg_a), "%d:%llu", a.pid, (unsigned long long)a.start_ticks);
+	snprintf(arg_b, sizeof(arg_b), "%d:%llu", b.pid, (unsigned long long)b.start_ticks + 1);
+	assert_int_equal(zmh_ctl_start(&p, argv, NULL), 0);
+	assert_int_equal(zmh_map_wait_count(env->agent.pin_dir, a.pid, 1, ZMH_TIMEOUT_MS), 1);
+	assert_int_equal(zmh_child_kill(&a, SIGKILL), 0);
+	assert_int_equal(zmh_child_reap(&a), 0);
+	assert_int_equal(zmh_ctl_finish(&p, ZMH_TIMEOUT_MS, &out, &err, &ws), 0);
+	second = strchr(out, '\n');
+	if (!WIFEXITED(ws) || WEXITSTATUS(ws) != 0 || !second || !strchr(second + 1, '\n') ||
+	    !zmh_json_has(out, "reason", "\"noproc\"") || !zmh_json_has(out, "reason", "\"killed\"") ||
+	    !zmh_json_has(out, "signal", "9")) {
+		dump_run("zenmonctl monitor --json A:START B:WRONG", out, err, ws);
+		fail_msg("want exit 0 and two lines: a noproc and a killed signal 9");
+	}
+	/* b, never named rightly, was never watched */
+	assert_int_equal(zmh_map_count(env->agent.pin_dir, b.pid), 0);
+	free(out);
+	free(err);
+}
+
 static void test_status_json_exits_0_and_counts_monitors(void **state)
 {
 	struct zmh_env *env = zmh_env(state);
@@ -246,6 +280,7 @@ int main(void)
 		ZMH_TEST(test_monitor_text_mentions_reason_and_exits_0),
 		ZMH_TEST(test_monitor_timeout_on_live_process_exits_nonzero),
 		ZMH_TEST(test_monitor_dead_pid_reports_noproc),
+		ZMH_TEST(test_monitor_several_pids_exits_once_all_are_down),
 		ZMH_TEST(test_status_json_exits_0_and_counts_monitors),
 		ZMH_TEST(test_status_text_exits_0),
 		ZMH_TEST(test_zenmon_socket_env_is_honoured_by_zenmonctl),

@@ -39,6 +39,8 @@ enum fake_mode {
 	FAKE_HELLO_ERROR,    /* answer HELLO with ERROR(hello_error) */
 	FAKE_GARBAGE,        /* answer HELLO with bytes that are no frame */
 	FAKE_SILENT,         /* read HELLO, never answer */
+	FAKE_CLOSE,          /* read HELLO, close without a word */
+	FAKE_WELCOME_V2,     /* answer with a WELCOME of protocol version 2 */
 };
 
 struct frec {
@@ -233,10 +235,10 @@ static void fake_send(struct fake *f)
 	zm_buf_consume(&fake_out, zm_buf_pending(&fake_out));
 }
 
-static void fake_welcome(struct fake *f)
+static void fake_welcome_version(struct fake *f, uint32_t version)
 {
 	struct zm_welcome w = {
-		.version = ZM_PROTO_VERSION,
+		.version = version,
 		.max_frame = ZM_FRAME_MAX,
 		.subscriber_id = 42,
 	};
@@ -245,6 +247,11 @@ static void fake_welcome(struct fake *f)
 	snprintf(w.agent_version, sizeof(w.agent_version), "fake 1.0");
 	fake_add(ZM_REC_WELCOME, body, zm_enc_welcome(body, &w));
 	fake_send(f);
+}
+
+static void fake_welcome(struct fake *f)
+{
+	fake_welcome_version(f, ZM_PROTO_VERSION);
 }
 
 /* Answer what a serving agent answers; false at EOF. */
@@ -309,6 +316,12 @@ static void *fake_thread(void *arg)
 		break;
 	case FAKE_GARBAGE:
 		fake_write(f, "HTTP/1.0 400 Bad Request\r\n\r\n", 28);
+		break;
+	case FAKE_CLOSE:
+		shutdown(f->fd, SHUT_RDWR);
+		break;
+	case FAKE_WELCOME_V2:
+		fake_welcome_version(f, 2);
 		break;
 	case FAKE_SILENT: {
 		char c;
@@ -590,6 +603,24 @@ static void test_connect_garbage_reply_gives_eproto(void **state)
 	struct zm_client *c = NULL;
 
 	assert_int_equal(zm_connect(f->path, "x", &c), -EPROTO);
+	fake_free(f);
+}
+
+static void test_connect_refuses_welcome_of_unknown_version(void **state)
+{
+	struct fake *f = fake_new(FAKE_WELCOME_V2);
+	struct zm_client *c = NULL;
+
+	assert_int_equal(zm_connect(f->path, "x", &c), -EPROTO);
+	fake_free(f);
+}
+
+static void test_connect_agent_closing_without_answer_gives_econnreset(void **state)
+{
+	struct fake *f = fake_new(FAKE_CLOSE);
+	struct zm_client *c = NULL;
+
+	assert_int_equal(zm_connect(f->path, "x", &c), -ECONNRESET);
 	fake_free(f);
 }
 
@@ -968,6 +999,28 @@ static void test_agent_error_reaches_error_handler_with_message(void **state)
 	assert_int_equal(s.error.error, EPERM);
 	assert_int_equal(s.error.request, ZM_REC_MONITOR_PROC);
 	assert_string_equal(s.message, "not allowed to watch pid 70");
+}
+
+static void test_enoent_for_crossed_demonitor_is_not_reported(void **state)
+{
+	struct env *e = *state;
+	struct seen s = { 0 };
+	uint64_t ref;
+
+	zm_set_error_handler(e->c, on_error, &s);
+	assert_int_equal(zm_monitor_pid(e->c, 72, &ref), 0);
+	assert_int_equal(zm_flush(e->c), 0);
+	/* The DOWN left the agent before the DEMONITOR reached it. */
+	fake_add_down(ref, ZM_REASON_EXITED, 0, 0, 72, 0, 1);
+	fake_send(e->f);
+	assert_int_equal(zm_demonitor(e->c, ref, ZM_DEMONITOR_FLUSH), 0);
+	assert_int_equal(zm_flush(e->c), 0);
+	fake_add_error(ref, ENOENT, ZM_REC_DEMONITOR, "no active monitor has reference 1");
+	fake_send(e->f);
+
+	assert_int_equal(dispatch_all(e->c, &s), 0);
+	assert_int_equal(s.downs, 0);
+	assert_int_equal(s.errors, 0);
 }
 
 static void test_agent_error_for_monitor_ends_the_monitor(void **state)
@@ -1352,6 +1405,8 @@ int main(void)
 		cmocka_unit_test(test_connect_honours_zenmon_socket_env),
 		cmocka_unit_test(test_connect_hello_error_gives_its_code),
 		cmocka_unit_test(test_connect_garbage_reply_gives_eproto),
+		cmocka_unit_test(test_connect_refuses_welcome_of_unknown_version),
+		cmocka_unit_test(test_connect_agent_closing_without_answer_gives_econnreset),
 		cmocka_unit_test(test_connect_silent_agent_times_out),
 		cmocka_unit_test(test_connect_rejects_overlong_name),
 		cmocka_unit_test(test_close_accepts_null),
@@ -1373,6 +1428,7 @@ int main(void)
 		ENV_TEST(test_unknown_record_types_are_ignored),
 		ENV_TEST(test_longer_down_record_is_accepted),
 		ENV_TEST(test_agent_error_reaches_error_handler_with_message),
+		ENV_TEST(test_enoent_for_crossed_demonitor_is_not_reported),
 		ENV_TEST(test_agent_error_for_monitor_ends_the_monitor),
 		ENV_TEST(test_agent_eof_gives_enotconn),
 		ENV_TEST(test_malformed_frame_gives_eproto),

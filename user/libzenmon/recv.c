@@ -29,7 +29,16 @@ static size_t recv_min_len(uint16_t type)
 	return 0;
 }
 
-static bool recv_status_done(const struct zm_client *c);
+/* Has the zm_sync() / zm_status() in progress got its answer? */
+static bool recv_synced(const struct zm_client *c)
+{
+	return c->sync_done;
+}
+
+static bool recv_status_done(const struct zm_client *c)
+{
+	return c->status_text || c->request_error;
+}
 
 static int recv_protocol_error(struct zm_client *c)
 {
@@ -278,16 +287,6 @@ static int recv_until(struct zm_client *c, bool (*done)(const struct zm_client *
 		if (r < 0 && r != -EINTR)
 			return r;
 	}
-}
-
-static bool recv_synced(const struct zm_client *c)
-{
-	return c->sync_done;
-}
-
-static bool recv_status_done(const struct zm_client *c)
-{
-	return c->status_text || c->request_error;
 }
 
 /* Queue a SYNC or STATUS with a fresh token. */

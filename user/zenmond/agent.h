@@ -52,6 +52,11 @@ struct agent {
 	uint64_t clients_total;
 };
 
+/* Consume the ring buffer's records, and keep draining once per wakeup
+ * interval while records keep coming (main.c; the policy is in
+ * bpf/zenmon.bpf.c). */
+void agent_drain_ring(struct agent *a);
+
 /* CLOCK_MONOTONIC / CLOCK_BOOTTIME / CLOCK_REALTIME now, in nanoseconds. */
 uint64_t agent_now_ns(int clock_id);
 

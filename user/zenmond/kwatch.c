@@ -90,30 +90,54 @@ static void kwatch_copy_line(char *dst, size_t dstsz, const char *src, size_t le
 	dst[len] = '\0';
 }
 
+/* An instruction ("12: (61) r1 = ...") or source line ("; x = y; @ f.c:3"). */
+static bool kwatch_is_insn_line(const char *line)
+{
+	const char *p = line;
+
+	if (*p == ';')
+		return true;
+	while (*p >= '0' && *p <= '9')
+		p++;
+	return p > line && *p == ':';
+}
+
 /*
- * From a verifier log, the line that says why: the verifier ends with
- * "processed N insns ..." and the line before it is the verdict.
+ * From a verifier log, the words that say why. The verifier ends with
+ * "processed N insns ..."; before that come one or two lines of verdict
+ * ("invalid access to memory, mem_size=32 off=40 size=1", "R0 min value is
+ * outside ...") after the last instruction it looked at. Keep the last two.
  */
 static void kwatch_note_verifier_log(const char *log)
 {
-	const char *line = log, *reason = NULL, *reason_end = NULL;
+	const char *line = strchrnul(log, '\n'); /* skip the BEGIN banner */
+	const char *why[2] = { NULL, NULL };
+	size_t why_len[2] = { 0, 0 };
 
 	while (*line) {
 		const char *end = strchrnul(line, '\n');
 
-		if (strncmp(line, "processed ", 10) == 0 && reason)
+		if (strncmp(line, "processed ", 10) == 0 ||
+		    strncmp(line, "-- END PROG LOAD LOG --", 23) == 0)
 			break;
-		if (strncmp(line, "-- END PROG LOAD LOG --", 23) == 0)
-			break;
-		if (end > line && strstr(line, "-- BEGIN PROG LOAD LOG --") == NULL) {
-			reason = line;
-			reason_end = end;
+		if (end == line) {
+			/* blank */
+		} else if (kwatch_is_insn_line(line)) {
+			why[0] = why[1] = NULL;
+		} else {
+			why[0] = why[1];
+			why_len[0] = why_len[1];
+			why[1] = line;
+			why_len[1] = (size_t)(end - line);
 		}
 		line = *end ? end + 1 : end;
 	}
-	if (reason)
-		kwatch_copy_line(kwatch_verifier_reason, sizeof(kwatch_verifier_reason), reason,
-				 (size_t)(reason_end - reason));
+	if (why[0] && why[1])
+		snprintf(kwatch_verifier_reason, sizeof(kwatch_verifier_reason), "%.*s; %.*s",
+			 (int)why_len[0], why[0], (int)why_len[1], why[1]);
+	else if (why[1])
+		kwatch_copy_line(kwatch_verifier_reason, sizeof(kwatch_verifier_reason), why[1],
+				 why_len[1]);
 }
 
 static int kwatch_libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
@@ -153,7 +177,9 @@ static int kwatch_libbpf_print(enum libbpf_print_level level, const char *fmt, v
 	for (line = msg; *line;) {
 		const char *end = strchrnul(line, '\n');
 
-		log_debug("libbpf: %.*s", (int)(end - line), line);
+		if (end > line)
+			log_debug("%s%.*s", strncmp(line, "libbpf: ", 8) ? "libbpf: " : "",
+				  (int)(end - line), line);
 		line = *end ? end + 1 : end;
 	}
 	free(msg);
@@ -258,7 +284,7 @@ static int kwatch_ensure_bpffs(const char *pin_dir)
 			log_error("pin directory %s is not on a bpf filesystem (use a directory under "
 				  KWATCH_BPFFS ", or mount one: mount -t bpf bpf DIR)",
 				  pin_dir);
-		return -ENOTDIR;
+		return -EINVAL;
 	}
 	return 0;
 }

@@ -185,13 +185,14 @@ static void timer_ack(struct loop_source *src)
  * burst silently; after any drain that found records, drain again one
  * interval later, until a drain finds nothing.
  */
-static void drain_ring(struct agent *a)
+void agent_drain_ring(struct agent *a)
 {
 	int n = kwatch_drain(a->kw);
 
-	if (n < 0)
+	/* -EAGAIN: a record is still being written and may carry no wakeup. */
+	if (n < 0 && n != -EAGAIN)
 		log_warn("reading the ring buffer failed: %s", strerror(-n));
-	if (n > 0 && !a->redrain_armed) {
+	if ((n > 0 || n == -EAGAIN) && !a->redrain_armed) {
 		timer_arm(&a->redrain_src, kwatch_wakeup_interval_ns(a->kw), false);
 		a->redrain_armed = true;
 	}
@@ -199,7 +200,7 @@ static void drain_ring(struct agent *a)
 
 static void on_ring(struct loop_source *src, uint32_t events)
 {
-	drain_ring((struct agent *)((char *)src - offsetof(struct agent, ring_src)));
+	agent_drain_ring((struct agent *)((char *)src - offsetof(struct agent, ring_src)));
 }
 
 static void on_redrain(struct loop_source *src, uint32_t events)
@@ -208,7 +209,7 @@ static void on_redrain(struct loop_source *src, uint32_t events)
 
 	timer_ack(src);
 	a->redrain_armed = false;
-	drain_ring(a);
+	agent_drain_ring(a);
 }
 
 /* Every CHECK_INTERVAL_MS: a backstop drain, and if the kernel counted
@@ -219,7 +220,7 @@ static void on_check(struct loop_source *src, uint32_t events)
 	struct zm_kstats ks;
 
 	timer_ack(src);
-	drain_ring(a);
+	agent_drain_ring(a);
 	if (kwatch_read_stats(a->kw, &ks) == 0 && ks.rb_dropped > a->rb_dropped_seen) {
 		int n;
 

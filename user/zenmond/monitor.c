@@ -167,7 +167,7 @@ static void pending_on_events(struct loop_source *src, uint32_t events)
 	/* The thread group is gone. If its exit passed the tracepoint with the
 	 * watch in place, the record is in the ring buffer (or the map): take
 	 * it first, for the real reason. */
-	kwatch_drain(a->kw);
+	agent_drain_ring(a);
 	if (registry_target_exists(a->reg, &p->key))
 		resolve_gone(a, &p->key);
 	pending_free(a, p);
