@@ -6,6 +6,7 @@
 #   make run ARGS=...    install deps, build, run zenmond in the foreground
 #   make test            install deps, build, run every test
 #   make SAN=1 test      the same under AddressSanitizer + UBSan (build-san/)
+#   make bench [FULL=1]  the benchmarks (tools/bench, needs root)
 #   make install         install into $(DESTDIR)$(PREFIX)
 
 VERSION   := 0.1.0
@@ -58,7 +59,7 @@ LIBS       := $(BUILD)/libzenmon.a $(BUILD)/libzenmon.so
 .DELETE_ON_ERROR:
 .SECONDARY: $(IT_HOBJ)
 
-all: $(BINS) $(LIBS) $(BUILD)/zenmon.pc $(UNIT_BIN) $(IT_BIN)
+all: $(BINS) $(LIBS) $(BUILD)/zenmon.pc $(UNIT_BIN) $(IT_BIN) $(BUILD)/zm-bench-fanout
 
 deps:
 	@tools/install-deps.sh
@@ -152,5 +153,7 @@ install: $(BINS) $(LIBS) $(BUILD)/zenmon.pc
 
 clean:
 	rm -rf build build-san
+
+include tools/bench/Makefile.inc
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

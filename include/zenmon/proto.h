@@ -43,6 +43,7 @@ enum zm_rec_type {
 	ZM_REC_DEMONITOR = 0x12,
 	ZM_REC_SYNC = 0x13,
 	ZM_REC_STATUS = 0x14,
+	ZM_REC_MONITOR_TCP = 0x15,
 	/* agent -> client */
 	ZM_REC_WELCOME = 0x02,
 	ZM_REC_DOWN = 0x20,
@@ -60,6 +61,8 @@ enum zm_rec_type {
 #define ZM_SYNC_LEN 8U
 #define ZM_STATUS_LEN 8U
 #define ZM_DOWN_LEN 40U
+#define ZM_MONITOR_TCP_LEN 64U
+#define ZM_DOWN_TCP_TAIL_LEN 40U   /* after the 40-byte DOWN, for kind TCP */
 #define ZM_ERROR_LEN 16U
 #define ZM_SYNCED_LEN 8U
 #define ZM_STATUS_REPLY_LEN 8U
@@ -114,12 +117,49 @@ struct zm_demonitor {
 
 enum zm_target_kind {
 	ZM_TARGET_PROCESS = 1,
+	ZM_TARGET_TCP = 2,
 };
 
 enum zm_reason {
 	ZM_REASON_EXITED = 1,      /* value: exit status 0..255 */
 	ZM_REASON_KILLED = 2,      /* value: signal; ZM_DOWN_CORE_DUMPED */
 	ZM_REASON_NOPROC = 3,      /* no such process when monitored */
+	ZM_REASON_TCP_CLOSED = 4,  /* tcp_how says how; value: errno or 0 */
+	ZM_REASON_NOCONNECTION = 5,/* no such established connection when monitored */
+};
+
+/* How a monitored TCP connection closed (DOWN tail, reason TCP_CLOSED). */
+enum zm_tcp_close_how {
+	ZM_TCP_FIN = 1,            /* orderly close (FIN handshake), either side first */
+	ZM_TCP_RESET_RX = 2,       /* the peer reset it */
+	ZM_TCP_RESET_TX = 3,       /* this host reset it (abort, linger 0, unread data) */
+	ZM_TCP_TIMEOUT = 4,        /* retransmissions or keepalives gave up; value = errno */
+	ZM_TCP_ERROR = 5,          /* another socket error; value = errno */
+};
+
+/* MONITOR_TCP: which connection. */
+enum zm_tcp_by {
+	ZM_TCP_BY_FD = 1,          /* the socket travels as SCM_RIGHTS, as for MONITOR_PIDFD */
+	ZM_TCP_BY_COOKIE = 2,      /* the kernel's socket cookie (SO_COOKIE, ss -e) */
+	ZM_TCP_BY_TUPLE = 3,       /* local and remote address and port, in the agent's netns */
+};
+
+/* Endpoints of a TCP connection; addresses in network order (IPv4 in the
+ * first 4 bytes), ports in host order. */
+struct zm_tcp_tuple {
+	uint8_t family;            /* AF_INET (2) or AF_INET6 (10) */
+	uint8_t saddr[16];
+	uint8_t daddr[16];
+	uint16_t sport;
+	uint16_t dport;
+};
+
+struct zm_monitor_tcp {
+	uint64_t ref;
+	uint8_t by;                /* enum zm_tcp_by */
+	uint32_t flags;            /* none defined: send 0 */
+	uint64_t cookie;           /* BY_COOKIE */
+	struct zm_tcp_tuple tuple; /* BY_TUPLE: saddr:sport is the local end */
 };
 
 #define ZM_DOWN_CORE_DUMPED 0x1U
@@ -133,7 +173,11 @@ struct zm_down {
 	uint32_t flags;            /* ZM_DOWN_CORE_DUMPED */
 	int32_t value;             /* exit status or signal number */
 	uint32_t pid;
-	uint64_t start_ticks;
+	uint64_t start_ticks;      /* kind TCP: the socket cookie */
+	/* Kind TCP only, in the record's 40-byte tail: */
+	uint8_t tcp_how;           /* enum zm_tcp_close_how; 0 for noconnection */
+	uint8_t tcp_old_state;     /* the TCP state it left (Linux numbering) */
+	struct zm_tcp_tuple tuple; /* family 0 when unknown */
 };
 
 /* ERROR: code is a positive Linux errno; message: trailing bytes. */
@@ -197,7 +241,9 @@ size_t zm_enc_welcome(uint8_t *out, const struct zm_welcome *m);
 size_t zm_enc_monitor_proc(uint8_t *out, const struct zm_monitor_proc *m);
 size_t zm_enc_monitor_pidfd(uint8_t *out, const struct zm_monitor_pidfd *m);
 size_t zm_enc_demonitor(uint8_t *out, const struct zm_demonitor *m);
+/* A DOWN of kind TCP is ZM_DOWN_LEN + ZM_DOWN_TCP_TAIL_LEN bytes. */
 size_t zm_enc_down(uint8_t *out, const struct zm_down *m);
+size_t zm_enc_monitor_tcp(uint8_t *out, const struct zm_monitor_tcp *m);
 size_t zm_enc_error(uint8_t *out, const struct zm_error *m);
 size_t zm_enc_u64(uint8_t *out, uint64_t token);   /* SYNC, SYNCED, STATUS */
 
@@ -243,6 +289,7 @@ int zm_dec_monitor_proc(const struct zm_record *r, struct zm_monitor_proc *ret);
 int zm_dec_monitor_pidfd(const struct zm_record *r, struct zm_monitor_pidfd *ret);
 int zm_dec_demonitor(const struct zm_record *r, struct zm_demonitor *ret);
 int zm_dec_down(const struct zm_record *r, struct zm_down *ret);
+int zm_dec_monitor_tcp(const struct zm_record *r, struct zm_monitor_tcp *ret);
 int zm_dec_error(const struct zm_record *r, struct zm_error *ret);
 int zm_dec_u64(const struct zm_record *r, uint64_t *ret);
 

@@ -4,13 +4,18 @@
  */
 #include "harness.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <linux/bpf.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -228,6 +233,8 @@ static int tracked_raw_fds[64];
 static size_t n_tracked_raws;
 static struct zmh_collector *tracked_cols[64];
 static size_t n_tracked_cols;
+static struct zmh_agent tracked_agents[4];
+static size_t n_tracked_agents;
 
 static void track_child(pid_t pid)
 {
@@ -256,11 +263,30 @@ static const char *log_level(void)
 	return l && *l ? l : "info";
 }
 
-pid_t zmh_agent_spawn_raw(const char *sock, const char *pin_dir, const char *log)
+#define ZMH_MAX_EXTRA_ARGS 16
+
+static pid_t agent_spawn(const char *sock, const char *pin_dir, const char *log,
+			 const char *const *extra)
 {
 	const char *exe = zmh_zenmond_path();
+	const char *argv[8 + ZMH_MAX_EXTRA_ARGS + 1];
+	size_t argc = 0;
 	pid_t pid;
 	int logfd;
+
+	argv[argc++] = exe;
+	argv[argc++] = "--socket";
+	argv[argc++] = sock;
+	argv[argc++] = "--pin-dir";
+	argv[argc++] = pin_dir;
+	argv[argc++] = "--log-level";
+	argv[argc++] = log_level();
+	for (size_t i = 0; extra && extra[i]; i++) {
+		if (i >= ZMH_MAX_EXTRA_ARGS)
+			return -E2BIG;
+		argv[argc++] = extra[i];
+	}
+	argv[argc] = NULL;
 
 	logfd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
 	if (logfd < 0)
@@ -286,13 +312,29 @@ pid_t zmh_agent_spawn_raw(const char *sock, const char *pin_dir, const char *log
 		dup2(logfd, 1);
 		dup2(logfd, 2);
 		close_range(3, ~0U, 0);
-		execl(exe, exe, "--socket", sock, "--pin-dir", pin_dir, "--log-level",
-		      log_level(), (char *)NULL);
+		execv(exe, (char *const *)argv);
 		dprintf(2, "harness: exec %s: %s\n", exe, strerror(errno));
 		_exit(127);
 	}
 	close(logfd);
 	return pid;
+}
+
+pid_t zmh_agent_spawn_raw(const char *sock, const char *pin_dir, const char *log)
+{
+	return agent_spawn(sock, pin_dir, log, NULL);
+}
+
+bool zmh_agent_log_has(const struct zmh_agent *a, const char *text)
+{
+	char *buf = malloc(1 << 20);
+	bool found;
+
+	if (!buf)
+		return false;
+	found = read_file(a->log, buf, 1 << 20) > 0 && strstr(buf, text) != NULL;
+	free(buf);
+	return found;
 }
 
 void zmh_agent_dump_log(const struct zmh_agent *a)
@@ -353,6 +395,11 @@ static void describe_wstatus(int ws, char *buf, size_t cap)
 
 int zmh_agent_start(struct zmh_agent *a)
 {
+	return zmh_agent_start_args(a, NULL);
+}
+
+int zmh_agent_start_args(struct zmh_agent *a, const char *const *extra)
+{
 	int64_t deadline;
 	int last = 0;
 
@@ -368,7 +415,7 @@ int zmh_agent_start(struct zmh_agent *a)
 	snprintf(a->pin_dir, sizeof(a->pin_dir), "/sys/fs/bpf/zm-it-%d-%u", (int)getpid(),
 		 agent_seq++);
 
-	a->pid = zmh_agent_spawn_raw(a->sock, a->pin_dir, a->log);
+	a->pid = agent_spawn(a->sock, a->pin_dir, a->log, extra);
 	if (a->pid < 0) {
 		int e = (int)a->pid;
 		a->pid = 0;
@@ -485,6 +532,30 @@ int zmh_agent_stop(struct zmh_agent *a)
 	return err;
 }
 
+int zmh_extra_agent_start(struct zmh_agent *a, const char *const *extra)
+{
+	int r;
+
+	if (n_tracked_agents >= sizeof(tracked_agents) / sizeof(tracked_agents[0]))
+		return -ENOSPC;
+	r = zmh_agent_start_args(a, extra);
+	if (r < 0)
+		return r;
+	tracked_agents[n_tracked_agents++] = *a;
+	return 0;
+}
+
+int zmh_extra_agent_stop(struct zmh_agent *a)
+{
+	for (size_t i = 0; i < n_tracked_agents; i++) {
+		if (tracked_agents[i].pid == a->pid) {
+			tracked_agents[i] = tracked_agents[--n_tracked_agents];
+			break;
+		}
+	}
+	return zmh_agent_stop(a);
+}
+
 /* ---- cmocka glue ------------------------------------------------------- */
 
 static bool group_skipped;
@@ -551,6 +622,8 @@ int zmh_test_setup(void **state)
 	return 0;
 }
 
+static void tcp_test_teardown(void);
+
 int zmh_test_teardown(void **state)
 {
 	(void)state;
@@ -558,6 +631,8 @@ int zmh_test_teardown(void **state)
 		zm_close(tracked_clients[--n_tracked_clients]);
 	while (n_tracked_raws > 0)
 		close(tracked_raw_fds[--n_tracked_raws]);
+	while (n_tracked_agents > 0)
+		(void)zmh_agent_stop(&tracked_agents[--n_tracked_agents]);
 	while (n_tracked_children > 0) {
 		pid_t pid = tracked_children[--n_tracked_children];
 
@@ -570,6 +645,7 @@ int zmh_test_teardown(void **state)
 		zmh_collector_free(col);
 		free(col);
 	}
+	tcp_test_teardown();
 	zmh_core_pattern_restore();
 	return 0;
 }
@@ -1015,14 +1091,24 @@ int zmh_connect(const struct zmh_agent *a, const char *name, struct zmh_collecto
 		struct zm_client **ret)
 {
 	struct zm_connect_options o;
+
+	memset(&o, 0, sizeof(o));
+	o.name = name;
+	o.max_rate = 1000000;
+	return zmh_connect_opts(a, &o, col, ret);
+}
+
+int zmh_connect_opts(const struct zmh_agent *a, const struct zm_connect_options *opts,
+		     struct zmh_collector *col, struct zm_client **ret)
+{
+	struct zm_connect_options o = *opts;
 	struct zm_client *c = NULL;
 	int r;
 
-	memset(&o, 0, sizeof(o));
-	o.socket_path = a->sock;
-	o.name = name;
-	o.max_rate = 1000000;
-	o.timeout_ms = ZMH_TIMEOUT_MS;
+	if (!o.socket_path)
+		o.socket_path = a->sock;
+	if (o.timeout_ms <= 0)
+		o.timeout_ms = ZMH_TIMEOUT_MS;
 	r = zm_connect_opts(&o, &c);
 	if (r < 0) {
 		fprintf(stderr, "harness: zm_connect(%s): %s; the agent is %s\n", a->sock,
@@ -1110,16 +1196,82 @@ long zmh_quiet(struct zm_client *c, struct zmh_collector *col, int ms)
 	return (long)(col->n - before);
 }
 
+/* ---- agent status ------------------------------------------------------ */
+
+int zmh_status(struct zm_client *c, char **ret_text)
+{
+	return zm_status(c, ZMH_TIMEOUT_MS, ret_text, NULL, NULL);
+}
+
+/* A whole number right at p; -EINVAL if there is none. */
+static int parse_u64_at(const char *p, uint64_t *ret)
+{
+	char *end;
+	unsigned long long v;
+
+	if (!isdigit((unsigned char)*p))
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(p, &end, 10);
+	if (errno || end == p)
+		return -EINVAL;
+	*ret = v;
+	return 0;
+}
+
+int zmh_status_u64(const char *text, const char *key, uint64_t *ret)
+{
+	size_t klen = strlen(key);
+
+	for (const char *line = text; line && *line;) {
+		const char *nl = strchr(line, '\n');
+
+		if (strncmp(line, key, klen) == 0 && line[klen] == ' ')
+			return parse_u64_at(line + klen + 1, ret);
+		line = nl ? nl + 1 : NULL;
+	}
+	return -ENOENT;
+}
+
+int zmh_status_sub_u64(const char *text, const char *name, const char *field, uint64_t *ret)
+{
+	char want_name[128], want_field[64];
+
+	snprintf(want_name, sizeof(want_name), " name=%s ", name);
+	snprintf(want_field, sizeof(want_field), " %s=", field);
+	for (const char *line = text; line && *line;) {
+		const char *nl = strchr(line, '\n');
+		size_t len = nl ? (size_t)(nl - line) : strlen(line);
+		char buf[512];
+
+		if (len < sizeof(buf) - 1 && strncmp(line, "subscriber ", 11) == 0) {
+			const char *f;
+
+			memcpy(buf, line, len);
+			buf[len] = ' ';        /* so that the last field ends in a space too */
+			buf[len + 1] = '\0';
+			if (strstr(buf, want_name)) {
+				f = strstr(buf, want_field);
+				if (!f)
+					return -ENOENT;
+				return parse_u64_at(f + strlen(want_field), ret);
+			}
+		}
+		line = nl ? nl + 1 : NULL;
+	}
+	return -ENOENT;
+}
+
 /* ---- the pinned watched-process map ------------------------------------ */
 
-static int map_open(const char *pin_dir, uint32_t *ret_key_size)
+static int map_open_name(const char *pin_dir, const char *name, uint32_t *ret_key_size)
 {
 	char path[PATH_MAX];
 	union bpf_attr attr;
 	struct bpf_map_info info;
 	long fd;
 
-	snprintf(path, sizeof(path), "%s/zm_procs", pin_dir);
+	snprintf(path, sizeof(path), "%s/%s", pin_dir, name);
 	memset(&attr, 0, sizeof(attr));
 	attr.pathname = (uint64_t)(uintptr_t)path;
 	attr.file_flags = BPF_F_RDONLY;
@@ -1143,6 +1295,11 @@ static int map_open(const char *pin_dir, uint32_t *ret_key_size)
 	}
 	*ret_key_size = info.key_size;
 	return (int)fd;
+}
+
+static int map_open(const char *pin_dir, uint32_t *ret_key_size)
+{
+	return map_open_name(pin_dir, "zm_procs", ret_key_size);
 }
 
 static long map_count(const char *pin_dir, const pid_t *pids, size_t n)
@@ -1679,4 +1836,899 @@ bool zmh_json_has(const char *json, const char *key, const char *value)
 		return true;
 	}
 	return false;
+}
+
+/* ---- TCP connections ---------------------------------------------------- */
+
+static int *tracked_fds;
+static size_t n_tracked_fds, cap_tracked_fds;
+static struct zmh_rawcol *tracked_rawcols[64];
+static size_t n_tracked_rawcols;
+
+void zmh_fd_track(int fd)
+{
+	if (fd < 0)
+		return;
+	if (n_tracked_fds == cap_tracked_fds) {
+		size_t cap = cap_tracked_fds ? cap_tracked_fds * 2 : 256;
+		int *v = realloc(tracked_fds, cap * sizeof(*v));
+
+		if (!v) {
+			fprintf(stderr, "harness: out of memory tracking fds\n");
+			abort();
+		}
+		tracked_fds = v;
+		cap_tracked_fds = cap;
+	}
+	tracked_fds[n_tracked_fds++] = fd;
+}
+
+void zmh_fd_close(int fd)
+{
+	if (fd < 0)
+		return;
+	for (size_t i = n_tracked_fds; i > 0; i--) {
+		if (tracked_fds[i - 1] == fd) {
+			memmove(&tracked_fds[i - 1], &tracked_fds[i],
+				(n_tracked_fds - i) * sizeof(*tracked_fds));
+			n_tracked_fds--;
+			break;
+		}
+	}
+	close(fd);
+}
+
+void zmh_pid_track(pid_t pid)
+{
+	track_child(pid);
+}
+
+void zmh_pid_untrack(pid_t pid)
+{
+	untrack_child(pid);
+}
+
+static void rawcol_free(struct zmh_rawcol *col)
+{
+	free(col->downs);
+	free(col->errs);
+	free(col);
+}
+
+static void tcp_test_teardown(void)
+{
+	while (n_tracked_fds > 0)
+		close(tracked_fds[--n_tracked_fds]);
+	while (n_tracked_rawcols > 0)
+		rawcol_free(tracked_rawcols[--n_tracked_rawcols]);
+}
+
+static int sockaddr_of(int family, const char *addr, uint16_t port, struct sockaddr_storage *ss,
+		       socklen_t *ret_len)
+{
+	memset(ss, 0, sizeof(*ss));
+	if (family == AF_INET) {
+		struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons(port);
+		if (inet_pton(AF_INET, addr, &sin->sin_addr) != 1)
+			return -EINVAL;
+		*ret_len = sizeof(*sin);
+		return 0;
+	}
+	if (family == AF_INET6) {
+		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons(port);
+		if (inet_pton(AF_INET6, addr, &sin6->sin6_addr) != 1)
+			return -EINVAL;
+		*ret_len = sizeof(*sin6);
+		return 0;
+	}
+	return -EAFNOSUPPORT;
+}
+
+static uint16_t sockaddr_port(const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_INET)
+		return ntohs(((const struct sockaddr_in *)ss)->sin_port);
+	return ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
+}
+
+/* Listen on an fd the caller made (in whatever namespace). */
+static int listen_on(int fd, int family, const char *addr, int backlog, uint16_t *ret_port)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	int one = 1, r;
+
+	r = sockaddr_of(family, addr, 0, &ss, &len);
+	if (r < 0)
+		return r;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&ss, len) < 0 || listen(fd, backlog) < 0)
+		return -errno;
+	len = sizeof(ss);
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+		return -errno;
+	if (ret_port)
+		*ret_port = sockaddr_port(&ss);
+	return 0;
+}
+
+int zmh_tcp_listen(int family, const char *addr, int backlog, uint16_t *ret_port)
+{
+	int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0), r;
+
+	if (fd < 0)
+		return -errno;
+	r = listen_on(fd, family, addr, backlog, ret_port);
+	if (r < 0) {
+		close(fd);
+		return r;
+	}
+	zmh_fd_track(fd);
+	return fd;
+}
+
+int zmh_tcp_connect(int family, const char *addr, uint16_t port)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	int fd, r;
+
+	r = sockaddr_of(family, addr, port, &ss, &len);
+	if (r < 0)
+		return r;
+	fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	while (connect(fd, (struct sockaddr *)&ss, len) < 0) {
+		if (errno == EINTR)
+			continue;
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	zmh_fd_track(fd);
+	return fd;
+}
+
+int zmh_fd_wait(int fd, short events, int timeout_ms)
+{
+	int64_t deadline = zmh_mono_ms() + timeout_ms;
+
+	for (;;) {
+		struct pollfd pfd = { .fd = fd, .events = events };
+		int pr = poll(&pfd, 1, remaining_ms(deadline));
+
+		if (pr < 0 && errno == EINTR)
+			continue;
+		if (pr < 0)
+			return -errno;
+		if (pr == 0)
+			return -ETIMEDOUT;
+		return 1;
+	}
+}
+
+int zmh_tcp_accept(int lfd, int timeout_ms)
+{
+	int r = zmh_fd_wait(lfd, POLLIN, timeout_ms), fd;
+
+	if (r < 0)
+		return r;
+	fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	zmh_fd_track(fd);
+	return fd;
+}
+
+int zmh_tcp_pair(int family, const char *addr, int *ret_cli, int *ret_srv)
+{
+	uint16_t port = 0;
+	int lfd, cfd, sfd;
+
+	lfd = zmh_tcp_listen(family, addr, 16, &port);
+	if (lfd < 0)
+		return lfd;
+	cfd = zmh_tcp_connect(family, addr, port);
+	if (cfd < 0) {
+		zmh_fd_close(lfd);
+		return cfd;
+	}
+	sfd = zmh_tcp_accept(lfd, ZMH_TIMEOUT_MS);
+	zmh_fd_close(lfd);
+	if (sfd < 0) {
+		zmh_fd_close(cfd);
+		return sfd;
+	}
+	*ret_cli = cfd;
+	*ret_srv = sfd;
+	return 0;
+}
+
+int zmh_sock_cookie(int fd, uint64_t *ret)
+{
+	uint64_t c = 0;
+	socklen_t len = sizeof(c);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_COOKIE, &c, &len) < 0)
+		return -errno;
+	*ret = c;
+	return 0;
+}
+
+static void tuple_end(const struct sockaddr_storage *ss, uint8_t addr[16], uint16_t *port)
+{
+	memset(addr, 0, 16);
+	if (ss->ss_family == AF_INET)
+		memcpy(addr, &((const struct sockaddr_in *)ss)->sin_addr, 4);
+	else
+		memcpy(addr, &((const struct sockaddr_in6 *)ss)->sin6_addr, 16);
+	*port = sockaddr_port(ss);
+}
+
+int zmh_sock_tuple(int fd, struct zm_tcp_tuple *ret)
+{
+	struct sockaddr_storage l, p;
+	socklen_t ll = sizeof(l), pl = sizeof(p);
+
+	if (getsockname(fd, (struct sockaddr *)&l, &ll) < 0 ||
+	    getpeername(fd, (struct sockaddr *)&p, &pl) < 0)
+		return -errno;
+	if (l.ss_family != p.ss_family)
+		return -EPROTO;
+	memset(ret, 0, sizeof(*ret));
+	ret->family = (uint8_t)l.ss_family;
+	tuple_end(&l, ret->saddr, &ret->sport);
+	tuple_end(&p, ret->daddr, &ret->dport);
+	return 0;
+}
+
+int zmh_sock_linger0(int fd)
+{
+	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+
+	return setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)) < 0 ? -errno : 0;
+}
+
+long zmh_raise_nofile(long want)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return -errno;
+	if (rl.rlim_cur != RLIM_INFINITY && (long)rl.rlim_cur < want) {
+		rlim_t v = (rl.rlim_max == RLIM_INFINITY || (long)rl.rlim_max > want) ?
+				   (rlim_t)want : rl.rlim_max;
+
+		rl.rlim_cur = v;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+			return -errno;
+	}
+	return rl.rlim_cur == RLIM_INFINITY ? LONG_MAX : (long)rl.rlim_cur;
+}
+
+/* ---- commands and network namespaces ------------------------------------ */
+
+int zmh_cmd(const char *const *argv, bool quiet)
+{
+	pid_t pid = fork();
+	int ws;
+
+	if (pid < 0)
+		return -errno;
+	if (pid == 0) {
+		int devnull = open("/dev/null", O_RDWR);
+
+		for (int s = 1; s < NSIG; s++)
+			signal(s, SIG_DFL);
+		if (devnull >= 0) {
+			dup2(devnull, 0);
+			dup2(devnull, 1);
+			if (quiet)
+				dup2(devnull, 2);
+		}
+		close_range(3, ~0U, 0);
+		execvp(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	while (waitpid(pid, &ws, 0) < 0) {
+		if (errno != EINTR)
+			return -errno;
+	}
+	if (WIFEXITED(ws))
+		return WEXITSTATUS(ws) == 127 ? -ENOENT : WEXITSTATUS(ws);
+	return 128 + (WIFSIGNALED(ws) ? WTERMSIG(ws) : 0);
+}
+
+/* Run, printing the command when it fails; 0 or -EIO. */
+static int cmd_checked(const char *const *argv)
+{
+	int r = zmh_cmd(argv, false);
+
+	if (r != 0) {
+		fprintf(stderr, "harness: command failed (%d):", r);
+		for (size_t i = 0; argv[i]; i++)
+			fprintf(stderr, " %s", argv[i]);
+		fprintf(stderr, "\n");
+		return r < 0 ? r : -EIO;
+	}
+	return 0;
+}
+
+static struct zmh_netns *atexit_netns;
+static struct zmh_netns atexit_netns_copy;
+
+static void netns_atexit(void)
+{
+	if (atexit_netns && atexit_netns->created)
+		zmh_netns_destroy(atexit_netns);
+	else if (atexit_netns_copy.created)
+		zmh_netns_destroy(&atexit_netns_copy);
+}
+
+/* Namespaces zmt-N (and their veth pairs) of processes that are gone. */
+static void netns_remove_stale(void)
+{
+	DIR *d = opendir("/run/netns");
+	struct dirent *e;
+
+	if (!d)
+		return;
+	while ((e = readdir(d)) != NULL) {
+		char *end;
+		long pid;
+
+		if (strncmp(e->d_name, "zmt-", 4) != 0)
+			continue;
+		pid = strtol(e->d_name + 4, &end, 10);
+		if (*end || pid <= 0 || pid == getpid())
+			continue;
+		if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+			continue;
+		{
+			char veth[32];
+			const char *del_link[] = { "ip", "link", "del", veth, NULL };
+			const char *del_ns[] = { "ip", "netns", "del", e->d_name, NULL };
+
+			snprintf(veth, sizeof(veth), "zmv%lda", pid);
+			fprintf(stderr, "harness: removing stale namespace %s\n", e->d_name);
+			(void)zmh_cmd(del_link, true);
+			(void)zmh_cmd(del_ns, true);
+		}
+	}
+	closedir(d);
+}
+
+static int netns_v6_addrs(struct zmh_netns *n)
+{
+	const char *a6[] = { "ip", "-6", "addr", "replace", ZMH_NS_ROOT_V6 "/64", "dev",
+			     n->veth_root, "nodad", NULL };
+	const char *b6[] = { "ip", "-n", n->name, "-6", "addr", "replace", ZMH_NS_PEER_V6 "/64",
+			     "dev", n->veth_ns, "nodad", NULL };
+	int r = cmd_checked(a6);
+
+	return r < 0 ? r : cmd_checked(b6);
+}
+
+int zmh_netns_create(struct zmh_netns *n)
+{
+	int r;
+
+	memset(n, 0, sizeof(*n));
+	snprintf(n->name, sizeof(n->name), "zmt-%d", (int)getpid());
+	snprintf(n->veth_root, sizeof(n->veth_root), "zmv%da", (int)getpid());
+	snprintf(n->veth_ns, sizeof(n->veth_ns), "zmv%db", (int)getpid());
+	netns_remove_stale();
+	{
+		const char *add_ns[] = { "ip", "netns", "add", n->name, NULL };
+
+		r = cmd_checked(add_ns);
+		if (r < 0)
+			return r;
+	}
+	n->created = true;
+	atexit_netns_copy = *n;
+	if (!atexit_netns) {
+		atexit_netns = n;
+		atexit(netns_atexit);
+	}
+	atexit_netns = n;
+	{
+		const char *veth[] = { "ip", "link", "add", n->veth_root, "type", "veth", "peer",
+				       "name", n->veth_ns, "netns", n->name, NULL };
+		const char *a4[] = { "ip", "addr", "add", ZMH_NS_ROOT_V4 "/30", "dev", n->veth_root, NULL };
+		const char *aup[] = { "ip", "link", "set", n->veth_root, "up", NULL };
+		const char *b4[] = { "ip", "-n", n->name, "addr", "add", ZMH_NS_PEER_V4 "/30", "dev",
+				     n->veth_ns, NULL };
+		const char *bup[] = { "ip", "-n", n->name, "link", "set", n->veth_ns, "up", NULL };
+		const char *loup[] = { "ip", "-n", n->name, "link", "set", "lo", "up", NULL };
+
+		if ((r = cmd_checked(veth)) < 0 || (r = cmd_checked(a4)) < 0 ||
+		    (r = cmd_checked(aup)) < 0 || (r = cmd_checked(b4)) < 0 ||
+		    (r = cmd_checked(bup)) < 0 || (r = cmd_checked(loup)) < 0 ||
+		    (r = netns_v6_addrs(n)) < 0) {
+			zmh_netns_destroy(n);
+			return r;
+		}
+	}
+	return 0;
+}
+
+void zmh_netns_destroy(struct zmh_netns *n)
+{
+	const char *del_link[] = { "ip", "link", "del", n->veth_root, NULL };
+	const char *del_ns[] = { "ip", "netns", "del", n->name, NULL };
+
+	if (!n->created)
+		return;
+	/* Deleting one end deletes the pair; the namespace's end goes with it too. */
+	(void)zmh_cmd(del_link, true);
+	if (zmh_cmd(del_ns, false) != 0)
+		fprintf(stderr, "harness: could not delete namespace %s\n", n->name);
+	n->created = false;
+	if (atexit_netns_copy.created && strcmp(atexit_netns_copy.name, n->name) == 0)
+		atexit_netns_copy.created = false;
+	if (atexit_netns == n)
+		atexit_netns = NULL;
+}
+
+int zmh_netns_link(struct zmh_netns *n, bool up)
+{
+	const char *set[] = { "ip", "-n", n->name, "link", "set", n->veth_ns, up ? "up" : "down", NULL };
+	int r = cmd_checked(set);
+
+	if (r < 0 || !up)
+		return r;
+	return netns_v6_addrs(n);
+}
+
+int zmh_netns_socket(const struct zmh_netns *n, int domain, int type)
+{
+	char path[PATH_MAX];
+	int self, target, fd, e = 0;
+
+	snprintf(path, sizeof(path), "/run/netns/%s", n->name);
+	self = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+	if (self < 0)
+		return -errno;
+	target = open(path, O_RDONLY | O_CLOEXEC);
+	if (target < 0) {
+		e = -errno;
+		close(self);
+		return e;
+	}
+	if (setns(target, CLONE_NEWNET) < 0) {
+		e = -errno;
+		close(self);
+		close(target);
+		return e;
+	}
+	fd = socket(domain, type | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		e = -errno;
+	if (setns(self, CLONE_NEWNET) < 0) {
+		fprintf(stderr, "harness: cannot return to the root network namespace: %s\n",
+			strerror(errno));
+		abort();
+	}
+	close(self);
+	close(target);
+	if (fd < 0)
+		return e;
+	zmh_fd_track(fd);
+	return fd;
+}
+
+/* ---- TCP monitors over the raw client ----------------------------------- */
+
+int zmh_raw_connect_named(struct zmh_raw *r, const char *sock, const char *name)
+{
+	struct zm_hello h;
+	uint8_t body[ZM_HELLO_LEN + ZM_NAME_MAX + 8];
+	struct zmh_rec *rec;
+	size_t len;
+	int ret;
+
+	ret = zmh_raw_connect(r, sock, false);
+	if (ret < 0)
+		return ret;
+	memset(&h, 0, sizeof(h));
+	h.version = ZM_PROTO_VERSION;
+	h.max_rate = 1000000;
+	snprintf(h.name, sizeof(h.name), "%s", name ? name : "it-raw");
+	len = zm_enc_hello(body, &h);
+	ret = zmh_raw_send_record(r, ZM_REC_HELLO, body, len);
+	if (ret < 0)
+		return ret;
+	rec = malloc(sizeof(*rec));
+	if (!rec)
+		return -ENOMEM;
+	ret = zmh_raw_expect(r, ZM_REC_WELCOME, ZMH_TIMEOUT_MS, rec, NULL);
+	free(rec);
+	if (ret < 0)
+		return ret;
+	return ret == 0 ? -ECONNRESET : 0;
+}
+
+/* sendmsg() all of buf, fds (if any) with the first byte. */
+static int send_with_fds(int sock, const uint8_t *buf, size_t len, const int *fds, size_t nfds)
+{
+	size_t off = 0;
+
+	while (off < len) {
+		struct iovec iov = { .iov_base = (void *)(buf + off), .iov_len = len - off };
+		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+		union {
+			char b[CMSG_SPACE(253 * sizeof(int))];
+			struct cmsghdr align;
+		} ctl;
+		ssize_t n;
+
+		if (off == 0 && nfds > 0) {
+			struct cmsghdr *cm;
+
+			if (nfds > 253)
+				return -E2BIG;
+			memset(&ctl, 0, sizeof(ctl));
+			mh.msg_control = ctl.b;
+			mh.msg_controllen = CMSG_SPACE(nfds * sizeof(int));
+			cm = CMSG_FIRSTHDR(&mh);
+			cm->cmsg_level = SOL_SOCKET;
+			cm->cmsg_type = SCM_RIGHTS;
+			cm->cmsg_len = CMSG_LEN(nfds * sizeof(int));
+			memcpy(CMSG_DATA(cm), fds, nfds * sizeof(int));
+		}
+		n = sendmsg(sock, &mh, MSG_NOSIGNAL);
+		if (n < 0) {
+			if (errno == EINTR || errno == EAGAIN)
+				continue;
+			return -errno;
+		}
+		off += (size_t)n;
+	}
+	return 0;
+}
+
+int zmh_raw_monitor_tcp_many(struct zmh_raw *r, const struct zm_monitor_tcp *ms,
+			     const int *fds, size_t n)
+{
+	size_t rec_len = ZM_REC_HDR_LEN + ZM_MONITOR_TCP_LEN;
+	size_t total = ZM_FRAME_HDR_LEN + n * rec_len;
+	int sendfds[253];
+	size_t nfds = 0;
+	uint8_t *f;
+	int ret;
+
+	if (n == 0 || n > 253)
+		return -EINVAL;
+	f = malloc(total);
+	if (!f)
+		return -ENOMEM;
+	zmh_frame_header(f, (uint32_t)total, ZM_FRAME_MAGIC, (uint16_t)n);
+	for (size_t i = 0; i < n; i++) {
+		uint8_t *p = f + ZM_FRAME_HDR_LEN + i * rec_len;
+
+		zmh_put_u16(p, ZM_REC_MONITOR_TCP);
+		zmh_put_u16(p + 2, (uint16_t)rec_len);
+		zm_enc_monitor_tcp(p + 4, &ms[i]);
+		if (fds && fds[i] >= 0)
+			sendfds[nfds++] = fds[i];
+	}
+	ret = send_with_fds(r->fd, f, total, sendfds, nfds);
+	free(f);
+	return ret;
+}
+
+int zmh_raw_monitor_tcp(struct zmh_raw *r, const struct zm_monitor_tcp *m, int fd)
+{
+	return zmh_raw_monitor_tcp_many(r, m, &fd, 1);
+}
+
+int zmh_raw_monitor_tcp_fd(struct zmh_raw *r, uint64_t ref, int fd)
+{
+	struct zm_monitor_tcp m = { .ref = ref, .by = ZM_TCP_BY_FD };
+
+	return zmh_raw_monitor_tcp(r, &m, fd);
+}
+
+int zmh_raw_monitor_tcp_cookie(struct zmh_raw *r, uint64_t ref, uint64_t cookie)
+{
+	struct zm_monitor_tcp m = { .ref = ref, .by = ZM_TCP_BY_COOKIE, .cookie = cookie };
+
+	return zmh_raw_monitor_tcp(r, &m, -1);
+}
+
+int zmh_raw_monitor_tcp_tuple(struct zmh_raw *r, uint64_t ref, const struct zm_tcp_tuple *t)
+{
+	struct zm_monitor_tcp m = { .ref = ref, .by = ZM_TCP_BY_TUPLE, .tuple = *t };
+
+	return zmh_raw_monitor_tcp(r, &m, -1);
+}
+
+int zmh_raw_demonitor(struct zmh_raw *r, uint64_t ref, uint32_t flags)
+{
+	struct zm_demonitor d = { .ref = ref, .flags = flags };
+	uint8_t body[ZM_DEMONITOR_LEN];
+	size_t len = zm_enc_demonitor(body, &d);
+
+	return zmh_raw_send_record(r, ZM_REC_DEMONITOR, body, len);
+}
+
+struct zmh_rawcol *zmh_rawcol_new(void)
+{
+	struct zmh_rawcol *col = calloc(1, sizeof(*col));
+
+	if (!col) {
+		fprintf(stderr, "harness: out of memory\n");
+		abort();
+	}
+	if (n_tracked_rawcols < sizeof(tracked_rawcols) / sizeof(tracked_rawcols[0]))
+		tracked_rawcols[n_tracked_rawcols++] = col;
+	return col;
+}
+
+/* Store a DOWN or an ERROR; 1 stored a DOWN, 0 something else, -errno. */
+static int rawcol_take(struct zmh_rawcol *col, const struct zmh_rec *rec)
+{
+	struct zm_record zr = { .body = rec->body, .type = rec->type, .len = rec->len };
+
+	if (rec->type == ZM_REC_DOWN) {
+		if (col->n == col->cap) {
+			size_t cap = col->cap ? col->cap * 2 : 64;
+			struct zm_down *v = realloc(col->downs, cap * sizeof(*v));
+
+			if (!v)
+				abort();
+			col->downs = v;
+			col->cap = cap;
+		}
+		memset(&col->downs[col->n], 0, sizeof(col->downs[col->n]));
+		if (zm_dec_down(&zr, &col->downs[col->n]) < 0)
+			return -EBADMSG;
+		col->n++;
+		return 1;
+	}
+	if (rec->type == ZM_REC_ERROR) {
+		if (col->nerr == col->errcap) {
+			size_t cap = col->errcap ? col->errcap * 2 : 16;
+			struct zm_error *v = realloc(col->errs, cap * sizeof(*v));
+
+			if (!v)
+				abort();
+			col->errs = v;
+			col->errcap = cap;
+		}
+		memset(&col->errs[col->nerr], 0, sizeof(col->errs[col->nerr]));
+		if (zm_dec_error(&zr, &col->errs[col->nerr]) < 0)
+			return -EBADMSG;
+		col->nerr++;
+		return 0;
+	}
+	return 0;
+}
+
+long zmh_raw_collect(struct zmh_raw *r, struct zmh_rawcol *col, size_t want_downs, int timeout_ms)
+{
+	int64_t deadline = zmh_mono_ms() + timeout_ms;
+	struct zmh_rec *rec = malloc(sizeof(*rec));
+
+	if (!rec)
+		return -ENOMEM;
+	while (col->n < want_downs) {
+		int x = zmh_raw_next(r, remaining_ms(deadline), rec);
+
+		if (x == -ETIMEDOUT)
+			break;
+		if (x < 0) {
+			free(rec);
+			return x;
+		}
+		if (x == 0) {
+			free(rec);
+			return -ECONNRESET;
+		}
+		x = rawcol_take(col, rec);
+		if (x < 0) {
+			free(rec);
+			return x;
+		}
+	}
+	free(rec);
+	return (long)col->n;
+}
+
+static uint64_t raw_sync_token = 0x7a6d000000000000ULL;
+
+int zmh_raw_sync_col(struct zmh_raw *r, struct zmh_rawcol *col)
+{
+	uint64_t token = ++raw_sync_token, got = 0;
+	int64_t deadline = zmh_mono_ms() + ZMH_TIMEOUT_MS;
+	uint8_t body[16];
+	struct zmh_rec *rec;
+	size_t len;
+	int x;
+
+	len = zm_enc_u64(body, token);
+	x = zmh_raw_send_record(r, ZM_REC_SYNC, body, len);
+	if (x < 0)
+		return x;
+	rec = malloc(sizeof(*rec));
+	if (!rec)
+		return -ENOMEM;
+	for (;;) {
+		x = zmh_raw_next(r, remaining_ms(deadline), rec);
+		if (x == 0)
+			x = -ECONNRESET;
+		if (x < 0)
+			break;
+		if (rec->type == ZM_REC_SYNCED) {
+			struct zm_record zr = { .body = rec->body, .type = rec->type, .len = rec->len };
+
+			if (zm_dec_u64(&zr, &got) == 0 && got == token) {
+				x = 0;
+				break;
+			}
+			continue;
+		}
+		x = rawcol_take(col, rec);
+		if (x < 0)
+			break;
+	}
+	free(rec);
+	return x;
+}
+
+long zmh_raw_quiet(struct zmh_raw *r, struct zmh_rawcol *col, int ms)
+{
+	size_t before;
+	long x;
+	int s = zmh_raw_sync_col(r, col);
+
+	if (s < 0)
+		return s;
+	before = col->n;
+	x = zmh_raw_collect(r, col, SIZE_MAX, ms);
+	if (x < 0)
+		return x;
+	return (long)(col->n - before);
+}
+
+size_t zmh_rawcol_count(const struct zmh_rawcol *col, uint64_t ref, const struct zm_down **ret)
+{
+	size_t n = 0;
+
+	if (ret)
+		*ret = NULL;
+	for (size_t i = 0; i < col->n; i++) {
+		if (col->downs[i].ref != ref)
+			continue;
+		if (n == 0 && ret)
+			*ret = &col->downs[i];
+		n++;
+	}
+	return n;
+}
+
+const struct zm_error *zmh_rawcol_err(const struct zmh_rawcol *col, uint64_t ref)
+{
+	for (size_t i = 0; i < col->nerr; i++) {
+		if (col->errs[i].ref == ref)
+			return &col->errs[i];
+	}
+	return NULL;
+}
+
+static const char *how_name(unsigned how)
+{
+	switch (how) {
+	case 0: return "-";
+	case ZM_TCP_FIN: return "fin";
+	case ZM_TCP_RESET_RX: return "reset_rx";
+	case ZM_TCP_RESET_TX: return "reset_tx";
+	case ZM_TCP_TIMEOUT: return "timeout";
+	case ZM_TCP_ERROR: return "error";
+	default: return "?";
+	}
+}
+
+void zmh_down_str(const struct zm_down *d, char *buf, size_t cap)
+{
+	char sa[INET6_ADDRSTRLEN] = "?", da[INET6_ADDRSTRLEN] = "?";
+
+	if (d->tuple.family == AF_INET || d->tuple.family == AF_INET6) {
+		inet_ntop(d->tuple.family, d->tuple.saddr, sa, sizeof(sa));
+		inet_ntop(d->tuple.family, d->tuple.daddr, da, sizeof(da));
+	}
+	snprintf(buf, cap,
+		 "ref=%llu kind=%u reason=%u(%s) how=%u(%s) value=%d(%s) old_state=%u "
+		 "cookie=%llu family=%u %s:%u -> %s:%u",
+		 (unsigned long long)d->ref, d->kind, d->reason, zm_reason_name(d->reason),
+		 d->tcp_how, how_name(d->tcp_how), d->value, d->value > 0 ? strerror(d->value) : "-",
+		 d->tcp_old_state, (unsigned long long)d->start_ticks, d->tuple.family, sa,
+		 d->tuple.sport, da, d->tuple.dport);
+}
+
+void zmh_rawcol_dump(const struct zmh_rawcol *col, const char *what)
+{
+	char buf[512];
+
+	fprintf(stderr, "harness: %s: %zu DOWN(s), %zu ERROR(s)\n", what ? what : "received",
+		col->n, col->nerr);
+	for (size_t i = 0; i < col->n && i < 20; i++) {
+		zmh_down_str(&col->downs[i], buf, sizeof(buf));
+		fprintf(stderr, "harness:   DOWN %s\n", buf);
+	}
+	for (size_t i = 0; i < col->nerr && i < 20; i++)
+		fprintf(stderr, "harness:   ERROR ref=%llu code=%d (%s) request=0x%x: %s\n",
+			(unsigned long long)col->errs[i].ref, col->errs[i].code,
+			strerror(col->errs[i].code), col->errs[i].request, col->errs[i].message);
+}
+
+/* ---- the pinned watched-socket map -------------------------------------- */
+
+long zmh_tcp_map_count(const char *pin_dir, const uint64_t *cookies, size_t n)
+{
+	uint64_t key = 0, next = 0;
+	uint32_t key_size = 0;
+	union bpf_attr attr;
+	bool first = true;
+	long count = 0, walked = 0;
+	int fd;
+
+	fd = map_open_name(pin_dir, "zm_tcp", &key_size);
+	if (fd < 0)
+		return fd;
+	if (key_size != sizeof(uint64_t)) {
+		close(fd);
+		return -EPROTO;
+	}
+	for (;;) {
+		memset(&attr, 0, sizeof(attr));
+		attr.map_fd = (uint32_t)fd;
+		attr.key = first ? 0 : (uint64_t)(uintptr_t)&key;
+		attr.next_key = (uint64_t)(uintptr_t)&next;
+		if (sys_bpf(BPF_MAP_GET_NEXT_KEY, &attr) < 0) {
+			if (errno == ENOENT)
+				break;
+			int e = -errno;
+			close(fd);
+			return e;
+		}
+		first = false;
+		key = next;
+		if (!cookies) {
+			count++;
+		} else {
+			for (size_t i = 0; i < n; i++) {
+				if (cookies[i] == key) {
+					count++;
+					break;
+				}
+			}
+		}
+		if (++walked > (long)ZM_MAX_TCP_WATCHES * 2) /* a walk that never ends */
+			break;
+	}
+	close(fd);
+	return count;
+}
+
+long zmh_tcp_map_wait_count(const char *pin_dir, const uint64_t *cookies, size_t n, long want,
+			    int timeout_ms)
+{
+	int64_t deadline = zmh_mono_ms() + timeout_ms;
+	long c;
+
+	for (;;) {
+		c = zmh_tcp_map_count(pin_dir, cookies, n);
+		if (c == want || c < 0 || zmh_mono_ms() >= deadline)
+			return c;
+		zmh_sleep_ms(10);
+	}
 }

@@ -74,6 +74,11 @@ struct zmh_agent {
  * agent's log is printed and the agent killed. 0 or -errno.
  */
 int zmh_agent_start(struct zmh_agent *a);
+/*
+ * zmh_agent_start() with extra zenmond options after the harness's own
+ * (NULL-terminated, e.g. { "--stall-timeout", "1", NULL }); NULL: none.
+ */
+int zmh_agent_start_args(struct zmh_agent *a, const char *const *extra);
 /* Start another agent on a's pin dir but its own socket (for the pin-lock
  * test): returns its pid, or -errno; the caller waits for it. */
 pid_t zmh_agent_spawn_raw(const char *sock, const char *pin_dir, const char *log);
@@ -88,6 +93,17 @@ int zmh_agent_stop(struct zmh_agent *a);
 bool zmh_agent_alive(const struct zmh_agent *a);
 /* Print the agent's log to stderr, with a header. */
 void zmh_agent_dump_log(const struct zmh_agent *a);
+/* Does the agent's log hold text? */
+bool zmh_agent_log_has(const struct zmh_agent *a, const char *text);
+
+/*
+ * A second agent for one test (other options than the group's): started
+ * with zmh_agent_start_args() and stopped by the per-test teardown (like
+ * zmh_agent_stop()) unless zmh_extra_agent_stop() stopped it first, which
+ * returns what zmh_agent_stop() returns.
+ */
+int zmh_extra_agent_start(struct zmh_agent *a, const char *const *extra);
+int zmh_extra_agent_stop(struct zmh_agent *a);
 
 /* ---- cmocka glue ------------------------------------------------------- */
 
@@ -198,6 +214,10 @@ size_t zmh_collector_count(const struct zmh_collector *col, uint64_t ref,
  */
 int zmh_connect(const struct zmh_agent *a, const char *name, struct zmh_collector *col,
 		struct zm_client **ret);
+/* The same with the caller's options (socket_path NULL: the agent's; the
+ * rest as given, so max_rate 0 asks for the agent's default). */
+int zmh_connect_opts(const struct zmh_agent *a, const struct zm_connect_options *opts,
+		     struct zmh_collector *col, struct zm_client **ret);
 void zmh_client_close(struct zm_client *c);
 /* zm_sync with ZMH_TIMEOUT_MS, DOWNs into col. */
 int zmh_sync(struct zm_client *c, struct zmh_collector *col);
@@ -215,6 +235,20 @@ long zmh_wait_downs(struct zm_client *c, struct zmh_collector *col, size_t want,
  * that time (the caller expects 0), or -errno.
  */
 long zmh_quiet(struct zm_client *c, struct zmh_collector *col, int ms);
+
+/* ---- agent status ------------------------------------------------------ */
+
+/*
+ * The agent's status text (zm_status) through c, which should hold no
+ * monitors: DOWNs that arrive meanwhile are consumed uncounted. malloc'd
+ * into *ret_text. 0 or -errno.
+ */
+int zmh_status(struct zm_client *c, char **ret_text);
+/* The value of the "key N" line; -ENOENT when there is none. */
+int zmh_status_u64(const char *text, const char *key, uint64_t *ret);
+/* field=N on the "subscriber ..." line with name=name; -ENOENT when the
+ * subscriber or the field is missing. */
+int zmh_status_sub_u64(const char *text, const char *name, const char *field, uint64_t *ret);
 
 /* ---- the pinned watched-process map ------------------------------------ */
 
@@ -300,5 +334,130 @@ int zmh_ctl_run(const char *const *argv, const char *env_socket, int timeout_ms,
 /* Does the JSON text hold "key":value (whitespace around ':' ignored; value
  * matched as a whole token: a number or a "string" with quotes)? */
 bool zmh_json_has(const char *json, const char *key, const char *value);
+
+/* ---- TCP connections, network namespaces, TCP monitors over the raw client */
+
+/*
+ * Sockets made here are tracked: the per-test teardown closes every one the
+ * test did not close with zmh_fd_close(). Functions return the fd (>= 0) or
+ * -errno.
+ */
+void zmh_fd_track(int fd);
+/* Untrack and close (searches from the newest: closing in reverse order of
+ * creation is O(1) each). */
+void zmh_fd_close(int fd);
+/* A process of the test's own making that the per-test teardown SIGKILLs and
+ * reaps unless zmh_pid_untrack() was called (after the test reaped it). */
+void zmh_pid_track(pid_t pid);
+void zmh_pid_untrack(pid_t pid);
+
+/* A TCP listener on addr ("127.0.0.1", "::1", ...) port 0; *ret_port its port. */
+int zmh_tcp_listen(int family, const char *addr, int backlog, uint16_t *ret_port);
+/* A blocking connect to addr:port. */
+int zmh_tcp_connect(int family, const char *addr, uint16_t port);
+/* accept() on lfd, waiting up to timeout_ms. */
+int zmh_tcp_accept(int lfd, int timeout_ms);
+/* An established pair over addr (loopback): *ret_cli the connecting end,
+ * *ret_srv the accepted one; the listener is closed. 0 or -errno. */
+int zmh_tcp_pair(int family, const char *addr, int *ret_cli, int *ret_srv);
+/* SO_COOKIE. 0 or -errno. */
+int zmh_sock_cookie(int fd, uint64_t *ret);
+/* The connection as fd sees it: saddr:sport local, daddr:dport remote. */
+int zmh_sock_tuple(int fd, struct zm_tcp_tuple *ret);
+/* SO_LINGER {1, 0}: the next close() resets the connection. */
+int zmh_sock_linger0(int fd);
+/* poll() for events on fd: 1 ready, -ETIMEDOUT, -errno. */
+int zmh_fd_wait(int fd, short events, int timeout_ms);
+/* Raise RLIMIT_NOFILE's soft limit to want (at most the hard limit); the
+ * soft limit now in effect, or -errno. */
+long zmh_raise_nofile(long want);
+
+/*
+ * Run argv (argv[0] looked up in PATH), stdout to /dev/null; stderr too when
+ * quiet. The exit status (0 = success), or -errno when it could not run.
+ */
+int zmh_cmd(const char *const *argv, bool quiet);
+
+/*
+ * A network namespace zmt-<pid> joined to the root namespace by a veth pair:
+ * root end ZMH_NS_ROOT_V4/30 and ZMH_NS_ROOT_V6/64, namespace end
+ * ZMH_NS_PEER_V4 and ZMH_NS_PEER_V6 (IPv6 with nodad), both up, lo up in the
+ * namespace. These addresses exist only on this pair.
+ * zmh_netns_create() also removes namespaces zmt-N left by dead processes,
+ * and registers an atexit() teardown; zmh_netns_destroy() is idempotent.
+ */
+#define ZMH_NS_ROOT_V4 "10.251.0.1"
+#define ZMH_NS_PEER_V4 "10.251.0.2"
+#define ZMH_NS_ROOT_V6 "fd00:251::1"
+#define ZMH_NS_PEER_V6 "fd00:251::2"
+
+struct zmh_netns {
+	char name[32];      /* zmt-<pid> */
+	char veth_root[16]; /* zmv<pid>a, in the root namespace */
+	char veth_ns[16];   /* zmv<pid>b, in the namespace */
+	bool created;
+};
+
+int zmh_netns_create(struct zmh_netns *n);
+void zmh_netns_destroy(struct zmh_netns *n);
+/* Take the namespace's veth end down (the link is cut: packets both ways are
+ * dropped) or up again (IPv6 addresses re-added). 0 or -errno. */
+int zmh_netns_link(struct zmh_netns *n, bool up);
+/* socket() created inside the namespace (it stays there; tracked). */
+int zmh_netns_socket(const struct zmh_netns *n, int domain, int type);
+
+/* Connect to the agent with HELLO asking max_rate 1000000 (no pacing in the
+ * way) and name; otherwise as zmh_raw_connect(r, sock, true). */
+int zmh_raw_connect_named(struct zmh_raw *r, const char *sock, const char *name);
+/* One MONITOR_TCP in one frame; fd >= 0 travels as SCM_RIGHTS with it
+ * (m->by is the caller's: a BY_FD record with fd -1 sends no fd). */
+int zmh_raw_monitor_tcp(struct zmh_raw *r, const struct zm_monitor_tcp *m, int fd);
+/* n (<= 253) MONITOR_TCP records in one frame, fds[i] (or none when fds is
+ * NULL or fds[i] < 0) in the same sendmsg(), in order. */
+int zmh_raw_monitor_tcp_many(struct zmh_raw *r, const struct zm_monitor_tcp *ms,
+			     const int *fds, size_t n);
+/* Shorthands for one monitor. */
+int zmh_raw_monitor_tcp_fd(struct zmh_raw *r, uint64_t ref, int fd);
+int zmh_raw_monitor_tcp_cookie(struct zmh_raw *r, uint64_t ref, uint64_t cookie);
+int zmh_raw_monitor_tcp_tuple(struct zmh_raw *r, uint64_t ref, const struct zm_tcp_tuple *t);
+int zmh_raw_demonitor(struct zmh_raw *r, uint64_t ref, uint32_t flags);
+
+/* What a raw client received: every DOWN and ERROR, decoded, in order. */
+struct zmh_rawcol {
+	struct zm_down *downs;
+	size_t n, cap;
+	struct zm_error *errs;
+	size_t nerr, errcap;
+};
+
+/* Freed by the per-test teardown (aborts on ENOMEM). */
+struct zmh_rawcol *zmh_rawcol_new(void);
+/*
+ * Read from r into col until col->n >= want_downs or timeout_ms passes
+ * (SYNCED and STATUS_REPLY are skipped). col->n, or -errno (-ECONNRESET on
+ * EOF, -EBADMSG/-EPROTO on garbage).
+ */
+long zmh_raw_collect(struct zmh_raw *r, struct zmh_rawcol *col, size_t want_downs, int timeout_ms);
+/* SYNC and wait for SYNCED, collecting what comes before it. 0 or -errno. */
+int zmh_raw_sync_col(struct zmh_raw *r, struct zmh_rawcol *col);
+/* zmh_raw_sync_col(), then collect for ms: the number of DOWNs that came. */
+long zmh_raw_quiet(struct zmh_raw *r, struct zmh_rawcol *col, int ms);
+/* DOWNs for ref (the first in *ret, may be NULL). */
+size_t zmh_rawcol_count(const struct zmh_rawcol *col, uint64_t ref, const struct zm_down **ret);
+/* The first ERROR for ref, or NULL. */
+const struct zm_error *zmh_rawcol_err(const struct zmh_rawcol *col, uint64_t ref);
+/* One line describing d ("ref=.. kind=.. reason=.. how=.. value=.. cookie=.."). */
+void zmh_down_str(const struct zm_down *d, char *buf, size_t cap);
+/* Print every DOWN and ERROR in col to stderr (for a failing assertion). */
+void zmh_rawcol_dump(const struct zmh_rawcol *col, const char *what);
+
+/* ---- the pinned watched-socket map ------------------------------------- */
+
+/* Entries in PIN_DIR/zm_tcp: all (cookies NULL) or those whose key is one of
+ * cookies[0..n). -errno on failure. */
+long zmh_tcp_map_count(const char *pin_dir, const uint64_t *cookies, size_t n);
+/* Poll until the count equals want or timeout_ms passes; the last count. */
+long zmh_tcp_map_wait_count(const char *pin_dir, const uint64_t *cookies, size_t n, long want,
+			    int timeout_ms);
 
 #endif

@@ -7,8 +7,10 @@
  * the agent to answer while the client blocks (zm_sync, zm_status) keep the
  * thread serving instead.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -47,7 +49,8 @@ struct frec {
 	uint16_t type;
 	uint16_t len;        /* body length */
 	uint8_t body[128];   /* the first bytes of the body */
-	int fd;              /* MONITOR_PIDFD: the fd taken for it, -1 if none was there */
+	int fd;              /* MONITOR_PIDFD, MONITOR_TCP by fd: the fd taken for it,
+				-1 if none was there */
 	size_t frame;        /* which frame (0, 1, ...) it came in */
 };
 
@@ -57,6 +60,7 @@ struct fake {
 	int lfd, fd;
 	enum fake_mode mode;
 	int hello_error;
+	uint32_t welcome_rate, welcome_batch, welcome_window_us;   /* WELCOME's limits */
 	bool down_every_monitor;
 	const char *status_text;
 	pthread_t thread;
@@ -113,6 +117,13 @@ static ssize_t fake_recv(struct fake *f, size_t chunk, bool dontwait)
 	return n;
 }
 
+/* Does this request claim a passed fd? MONITOR_PIDFD, MONITOR_TCP by fd. */
+static bool fake_takes_fd(const struct zm_record *rec)
+{
+	return rec->type == ZM_REC_MONITOR_PIDFD ||
+	       (rec->type == ZM_REC_MONITOR_TCP && rec->len > 8 && rec->body[8] == ZM_TCP_BY_FD);
+}
+
 /* Parse one whole frame from the buffer into the log. Records in it, 0 if
  * no whole frame is buffered, -1 if it is malformed. */
 static int fake_take_frame(struct fake *f)
@@ -148,7 +159,8 @@ static int fake_take_frame(struct fake *f)
 		memcpy(l->body, rec.body, rec.len < sizeof(l->body) ? rec.len : sizeof(l->body));
 		l->fd = -1;
 		l->frame = f->n_frames;
-		if (rec.type == ZM_REC_MONITOR_PIDFD && f->fd_head < f->fd_len)
+		/* Both fd-passing requests take from one queue, as the agent's do. */
+		if (fake_takes_fd(&rec) && f->fd_head < f->fd_len)
 			l->fd = f->fds[f->fd_head++];
 		n++;
 	}
@@ -212,6 +224,16 @@ static void fake_add_down(uint64_t ref, uint16_t reason, int32_t value, uint32_t
 	fake_add(ZM_REC_DOWN, body, zm_enc_down(body, &d));
 }
 
+/* A DOWN of kind TCP: d's kind is set here, the rest is the caller's. */
+static void fake_add_tcp_down(struct zm_down d)
+{
+	uint8_t body[ZM_DOWN_LEN + ZM_DOWN_TCP_TAIL_LEN];
+
+	d.kind = ZM_TARGET_TCP;
+	assert_int_equal(zm_enc_down(body, &d), sizeof(body));
+	fake_add(ZM_REC_DOWN, body, sizeof(body));
+}
+
 static void fake_add_error(uint64_t ref, int code, uint16_t request, const char *msg)
 {
 	struct zm_error e = { .ref = ref, .code = code, .request = request };
@@ -240,6 +262,9 @@ static void fake_welcome_version(struct fake *f, uint32_t version)
 	struct zm_welcome w = {
 		.version = version,
 		.max_frame = ZM_FRAME_MAX,
+		.max_rate = f->welcome_rate,
+		.max_batch = f->welcome_batch,
+		.batch_window_us = f->welcome_window_us,
 		.subscriber_id = 42,
 	};
 	uint8_t body[ZM_WELCOME_LEN + ZM_NAME_MAX];
@@ -334,13 +359,20 @@ static void *fake_thread(void *arg)
 	return NULL;
 }
 
-static struct fake *fake_new(enum fake_mode mode)
+/* A fake that is not listening yet: set its fields, then fake_start(). */
+static struct fake *fake_alloc(enum fake_mode mode)
 {
 	struct fake *f = calloc(1, sizeof(*f));
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 
 	assert_non_null(f);
 	f->mode = mode;
+	return f;
+}
+
+static struct fake *fake_start(struct fake *f)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+
 	f->fd = -1;
 	snprintf(f->dir, sizeof(f->dir), "/tmp/zm-test-XXXXXX");
 	assert_non_null(mkdtemp(f->dir));
@@ -353,6 +385,11 @@ static struct fake *fake_new(enum fake_mode mode)
 	assert_int_equal(pthread_create(&f->thread, NULL, fake_thread, f), 0);
 	f->thread_running = true;
 	return f;
+}
+
+static struct fake *fake_new(enum fake_mode mode)
+{
+	return fake_start(fake_alloc(mode));
 }
 
 static void fake_join(struct fake *f)
@@ -527,21 +564,15 @@ static void reap(pid_t pid)
 static void test_connect_exchanges_hello_and_welcome(void **state)
 {
 	struct fake *f = fake_new(FAKE_WELCOME);
-	struct zm_connect_options o = {
-		.socket_path = f->path, .name = "unit-test",
-		.max_rate = 1000, .max_batch = 64, .batch_window_us = 2500,
-	};
 	struct zm_client *c = NULL;
 
-	assert_int_equal(zm_connect_opts(&o, &c), 0);
+	assert_int_equal(zm_connect(f->path, "unit-test", &c), 0);
 	fake_join(f);
 	assert_non_null(c);
 	assert_true(f->got_hello);
 	assert_int_equal(f->hello.version, ZM_PROTO_VERSION);
+	assert_int_equal(f->hello.flags, 0);
 	assert_string_equal(f->hello.name, "unit-test");
-	assert_int_equal(f->hello.max_rate, 1000);
-	assert_int_equal(f->hello.max_batch, 64);
-	assert_int_equal(f->hello.batch_window_us, 2500);
 	/* The socket it hands over is non-blocking and close-on-exec. */
 	assert_true(fcntl(zm_fd(c), F_GETFL) & O_NONBLOCK);
 	assert_true(fcntl(zm_fd(c), F_GETFD) & FD_CLOEXEC);
@@ -559,6 +590,64 @@ static void test_connect_default_name_is_libzenmon(void **state)
 	assert_int_equal(zm_connect(f->path, NULL, &c), 0);
 	fake_join(f);
 	assert_string_equal(f->hello.name, "libzenmon");
+	zm_close(c);
+	fake_free(f);
+}
+
+static void test_hello_carries_pacing_options(void **state)
+{
+	struct fake *f = fake_new(FAKE_WELCOME);
+	struct zm_connect_options o = {
+		.socket_path = f->path, .name = "unit-test",
+		.max_rate = 20000, .max_batch = 64, .batch_window_us = 2500,
+	};
+	struct zm_client *c = NULL;
+
+	assert_int_equal(zm_connect_opts(&o, &c), 0);
+	fake_join(f);
+	assert_int_equal(f->hello.max_rate, 20000);
+	assert_int_equal(f->hello.max_batch, 64);
+	assert_int_equal(f->hello.batch_window_us, 2500);
+	assert_int_equal(f->hello.reserved, 0);
+	zm_close(c);
+	fake_free(f);
+}
+
+static void test_hello_without_pacing_options_asks_for_agent_defaults(void **state)
+{
+	struct fake *f = fake_new(FAKE_WELCOME);
+	struct zm_client *c = NULL;
+
+	assert_int_equal(zm_connect(f->path, "unit-test", &c), 0);
+	fake_join(f);
+	assert_int_equal(f->hello.max_rate, 0);
+	assert_int_equal(f->hello.max_batch, 0);
+	assert_int_equal(f->hello.batch_window_us, 0);
+	zm_close(c);
+	fake_free(f);
+}
+
+static void test_limits_are_those_of_welcome(void **state)
+{
+	struct fake *f = fake_alloc(FAKE_WELCOME);
+	struct zm_connect_options o = { .max_rate = 1000000, .max_batch = 100000 };
+	struct zm_client *c = NULL;
+	uint32_t rate = 1, batch = 1, window = 1;
+
+	/* The agent clamps what was asked: the client reports the clamp. */
+	f->welcome_rate = 20000;
+	f->welcome_batch = 512;
+	f->welcome_window_us = 1500;
+	fake_start(f);
+	o.socket_path = f->path;
+	assert_int_equal(zm_connect_opts(&o, &c), 0);
+	fake_join(f);
+	assert_int_equal(zm_limits(c, &rate, &batch, &window), 0);
+	assert_int_equal(rate, 20000);
+	assert_int_equal(batch, 512);
+	assert_int_equal(window, 1500);
+	assert_int_equal(zm_limits(c, NULL, &batch, NULL), 0);
+	assert_int_equal(zm_limits(NULL, &rate, &batch, &window), -EINVAL);
 	zm_close(c);
 	fake_free(f);
 }
@@ -979,6 +1068,172 @@ static void test_longer_down_record_is_accepted(void **state)
 	assert_int_equal(s.down[0].status, 9);
 }
 
+/* ---- batches ---------------------------------------------------------------- */
+
+/* What zm_dispatch_batch() handed over, and errors, in the order seen. */
+struct batches {
+	int calls;
+	size_t n[16];            /* size of each call */
+	uint64_t refs[1024];     /* every ref handed over, in order */
+	size_t n_refs;
+	char order[64];          /* 'B' for a batch, 'E' for an error */
+	size_t n_order;
+	int errors;
+	int error;
+};
+
+static void on_batch(struct zm_client *c, const struct zm_down_info *downs, size_t n, void *userdata)
+{
+	struct batches *b = userdata;
+
+	assert_true(n > 0);
+	if (b->calls < 16)
+		b->n[b->calls] = n;
+	b->calls++;
+	for (size_t i = 0; i < n && b->n_refs < 1024; i++)
+		b->refs[b->n_refs++] = downs[i].ref;
+	if (b->n_order < sizeof(b->order) - 1)
+		b->order[b->n_order++] = 'B';
+}
+
+static void on_batch_error(struct zm_client *c, const struct zm_error_info *err, void *userdata)
+{
+	struct batches *b = userdata;
+
+	b->errors++;
+	b->error = err->error;
+	if (b->n_order < sizeof(b->order) - 1)
+		b->order[b->n_order++] = 'E';
+}
+
+/* dispatch_all() for batches. */
+static int dispatch_batch_all(struct zm_client *c, struct batches *b)
+{
+	int total = 0;
+
+	for (int i = 0; i < 100; i++) {
+		struct pollfd pfd = { .fd = zm_fd(c), .events = POLLIN };
+		int r = zm_wait_batch(c, 10, on_batch, b);
+
+		if (r < 0)
+			return r;
+		total += r;
+		if (r == 0 && poll(&pfd, 1, 0) == 0)
+			break;
+	}
+	return total;
+}
+
+static void test_dispatch_batch_hands_a_frame_as_one_array(void **state)
+{
+	struct env *e = *state;
+	struct batches b = { 0 };
+	uint64_t refs[500];
+
+	for (int i = 0; i < 500; i++)
+		assert_int_equal(zm_monitor_pid(e->c, 1000 + i, &refs[i]), 0);
+	assert_int_equal(zm_flush(e->c), 0);
+	for (int i = 0; i < 500; i++)
+		fake_add_down(refs[i], ZM_REASON_EXITED, i % 256, 0, 1000 + i, 0, 1);
+	fake_send(e->f);   /* one frame of 500 records */
+
+	assert_int_equal(dispatch_batch_all(e->c, &b), 500);
+	assert_int_equal(b.calls, 1);
+	assert_int_equal(b.n[0], 500);
+	for (int i = 0; i < 500; i++)
+		assert_int_equal(b.refs[i], refs[i]);
+	assert_int_equal(zm_active_monitors(e->c), 0);
+}
+
+static void test_dispatch_batch_drops_demonitored_refs(void **state)
+{
+	struct env *e = *state;
+	struct batches b = { 0 };
+	uint64_t refs[10];
+	size_t k = 0;
+
+	for (int i = 0; i < 10; i++)
+		assert_int_equal(zm_monitor_pid(e->c, 2000 + i, &refs[i]), 0);
+	assert_int_equal(zm_demonitor(e->c, refs[3], ZM_DEMONITOR_FLUSH), 0);
+	assert_int_equal(zm_demonitor(e->c, refs[7], ZM_DEMONITOR_FLUSH), 0);
+	assert_int_equal(zm_flush(e->c), 0);
+	/* Every DOWN crossed its DEMONITOR: the frame still holds all ten. */
+	for (int i = 0; i < 10; i++)
+		fake_add_down(refs[i], ZM_REASON_NOPROC, 0, 0, 2000 + i, 0, 1);
+	fake_send(e->f);
+
+	assert_int_equal(dispatch_batch_all(e->c, &b), 8);
+	assert_int_equal(b.calls, 1);
+	assert_int_equal(b.n[0], 8);
+	for (int i = 0; i < 10; i++)
+		if (i != 3 && i != 7)
+			assert_int_equal(b.refs[k++], refs[i]);
+}
+
+static void test_dispatch_batch_keeps_wire_order_around_an_error(void **state)
+{
+	struct env *e = *state;
+	struct batches b = { 0 };
+	uint64_t refs[4];
+
+	zm_set_error_handler(e->c, on_batch_error, &b);
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(zm_monitor_pid(e->c, 3000 + i, &refs[i]), 0);
+	assert_int_equal(zm_flush(e->c), 0);
+	fake_add_down(refs[0], ZM_REASON_NOPROC, 0, 0, 3000, 0, 1);
+	fake_add_down(refs[1], ZM_REASON_NOPROC, 0, 0, 3001, 0, 1);
+	fake_add_error(refs[2], ENOSPC, ZM_REC_MONITOR_PROC, "watch table full");
+	fake_add_down(refs[3], ZM_REASON_NOPROC, 0, 0, 3003, 0, 1);
+	fake_send(e->f);   /* one frame */
+
+	assert_int_equal(dispatch_batch_all(e->c, &b), 3);
+	assert_string_equal(b.order, "BEB");
+	assert_int_equal(b.n[0], 2);
+	assert_int_equal(b.n[1], 1);
+	assert_int_equal(b.refs[2], refs[3]);
+}
+
+static void test_dispatch_batch_counts_downs_without_callback(void **state)
+{
+	struct env *e = *state;
+	uint64_t refs[3];
+
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(zm_monitor_pid(e->c, 4000 + i, &refs[i]), 0);
+	assert_int_equal(zm_flush(e->c), 0);
+	for (int i = 0; i < 3; i++)
+		fake_add_down(refs[i], ZM_REASON_NOPROC, 0, 0, 4000 + i, 0, 1);
+	fake_send(e->f);
+	assert_int_equal(zm_wait_batch(e->c, 1000, NULL, NULL), 3);
+	assert_int_equal(zm_active_monitors(e->c), 0);
+}
+
+static void on_batch_redispatch(struct zm_client *c, const struct zm_down_info *downs, size_t n,
+				void *userdata)
+{
+	int *r = userdata;
+
+	r[0] = zm_dispatch_batch(c, on_batch_redispatch, userdata);
+	r[1] = zm_wait_batch(c, 0, on_batch_redispatch, userdata);
+	r[2] = zm_dispatch(c, NULL, NULL);
+}
+
+static void test_dispatch_batch_from_on_batch_is_ebusy(void **state)
+{
+	struct env *e = *state;
+	int r[3] = { 0 };
+	uint64_t ref;
+
+	assert_int_equal(zm_monitor_pid(e->c, 5000, &ref), 0);
+	assert_int_equal(zm_flush(e->c), 0);
+	fake_add_down(ref, ZM_REASON_NOPROC, 0, 0, 5000, 0, 1);
+	fake_send(e->f);
+	assert_int_equal(zm_wait_batch(e->c, 1000, on_batch_redispatch, r), 1);
+	assert_int_equal(r[0], -EBUSY);
+	assert_int_equal(r[1], -EBUSY);
+	assert_int_equal(r[2], -EBUSY);
+}
+
 /* ---- errors -------------------------------------------------------------------- */
 
 static void test_agent_error_reaches_error_handler_with_message(void **state)
@@ -1058,6 +1313,75 @@ static void test_agent_eof_gives_enotconn(void **state)
 	assert_int_equal(zm_dispatch(e->c, on_down, &s), -ENOTCONN);
 	assert_int_equal(zm_monitor_pid(e->c, 81, &ref), -ENOTCONN);
 	assert_int_equal(zm_flush(e->c), -ENOTCONN);
+}
+
+static void test_final_error_then_eof_reaches_handler_before_enotconn(void **state)
+{
+	struct env *e = *state;
+	struct seen s = { 0 };
+
+	zm_set_error_handler(e->c, on_error, &s);
+	/* The agent gives up on a subscriber that stopped reading. */
+	fake_add_error(0, ETIMEDOUT, 0, "subscriber read nothing for 30 s");
+	fake_send(e->f);
+	shutdown(e->f->fd, SHUT_RDWR);
+
+	/* dispatch_all() stops at the first error it gets: by then the
+	 * handler has seen the ERROR. */
+	assert_int_equal(dispatch_all(e->c, &s), -ENOTCONN);
+	assert_int_equal(s.errors, 1);
+	assert_int_equal(s.error.ref, 0);
+	assert_int_equal(s.error.error, ETIMEDOUT);
+	assert_string_equal(s.message, "subscriber read nothing for 30 s");
+	assert_int_equal(zm_dispatch(e->c, on_down, &s), -ENOTCONN);
+	assert_int_equal(s.errors, 1);
+}
+
+static void test_final_error_reaches_handler_after_a_failed_send(void **state)
+{
+	struct env *e = *state;
+	struct seen s = { 0 };
+	uint64_t ref;
+	int r;
+
+	zm_set_error_handler(e->c, on_error, &s);
+	fake_add_error(0, ENOBUFS, 0, "too many DOWNs waiting");
+	fake_send(e->f);
+	close(e->f->fd);
+	e->f->fd = -1;
+
+	/* The client writes first and learns of the end from the send. */
+	assert_int_equal(zm_monitor_pid(e->c, 90, &ref), 0);
+	r = zm_flush(e->c);
+	assert_true(r == -EPIPE || r == -ENOTCONN);
+	assert_int_equal(zm_monitor_pid(e->c, 91, &ref), -ENOTCONN);
+	assert_int_equal(s.errors, 0);
+	/* Receiving still hands over the agent's last words, then ends. */
+	assert_int_equal(zm_wait(e->c, 1000, on_down, &s), -ENOTCONN);
+	assert_int_equal(s.errors, 1);
+	assert_int_equal(s.error.error, ENOBUFS);
+	assert_int_equal(zm_dispatch(e->c, on_down, &s), -ENOTCONN);
+	assert_int_equal(zm_sync(e->c, 100, on_down, &s), -ENOTCONN);
+	assert_int_equal(s.errors, 1);
+}
+
+static void test_sync_on_a_lost_connection_hands_over_the_final_error(void **state)
+{
+	struct env *e = *state;
+	struct seen s = { 0 };
+	uint64_t ref;
+
+	zm_set_error_handler(e->c, on_error, &s);
+	fake_add_error(0, ETIMEDOUT, 0, "bye");
+	fake_send(e->f);
+	close(e->f->fd);
+	e->f->fd = -1;
+	assert_int_equal(zm_monitor_pid(e->c, 92, &ref), 0);
+	(void)zm_flush(e->c);
+
+	assert_int_equal(zm_sync(e->c, 1000, on_down, &s), -ENOTCONN);
+	assert_int_equal(s.errors, 1);
+	assert_int_equal(s.error.error, ETIMEDOUT);
 }
 
 static void test_malformed_frame_gives_eproto(void **state)
@@ -1384,12 +1708,323 @@ static void test_refset_survives_churn_with_collisions(void **state)
 	lzm_refset_free(&s);
 }
 
+/* ---- TCP monitors ---------------------------------------------------------------- */
+
+/* A connected pair over IPv4 loopback: *ret_client and *ret_server. */
+static void tcp_pair(int *ret_client, int *ret_server)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(sa);
+	int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	assert_true(l >= 0 && c >= 0);
+	assert_int_equal(bind(l, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(l, 1), 0);
+	assert_int_equal(getsockname(l, (struct sockaddr *)&sa, &len), 0);
+	assert_int_equal(connect(c, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	*ret_server = accept4(l, NULL, NULL, SOCK_CLOEXEC);
+	assert_true(*ret_server >= 0);
+	*ret_client = c;
+	close(l);
+}
+
+static uint64_t socket_cookie(int fd)
+{
+	uint64_t cookie = 0;
+	socklen_t len = sizeof(cookie);
+
+	assert_int_equal(getsockopt(fd, SOL_SOCKET, SO_COOKIE, &cookie, &len), 0);
+	return cookie;
+}
+
+static struct zm_monitor_tcp decode_monitor_tcp(const struct frec *l)
+{
+	struct zm_record rec = { .body = l->body, .type = l->type, .len = l->len };
+	struct zm_monitor_tcp m;
+
+	assert_int_equal(l->type, ZM_REC_MONITOR_TCP);
+	assert_int_equal(l->len, ZM_MONITOR_TCP_LEN);
+	assert_int_equal(zm_dec_monitor_tcp(&rec, &m), 0);
+	return m;
+}
+
+static void test_monitor_tcp_each_form_is_encoded(void **state)
+{
+	struct env *e = *state;
+	struct zm_tcp_endpoints v4 = { .family = AF_INET, .local_port = 5000, .remote_port = 41234 };
+	struct zm_tcp_endpoints v6 = { .family = AF_INET6, .local_port = 443, .remote_port = 65535 };
+	uint8_t want4[16] = { 127, 0, 0, 1 }, want4r[16] = { 10, 1, 2, 3 };
+	struct zm_monitor_tcp m;
+	uint64_t r1, r2, r3;
+
+	v4.local.v4.s_addr = htonl(0x7f000001);
+	v4.remote.v4.s_addr = htonl(0x0a010203);
+	assert_int_equal(inet_pton(AF_INET6, "2001:db8::1", &v6.local.v6), 1);
+	assert_int_equal(inet_pton(AF_INET6, "fe80::abcd", &v6.remote.v6), 1);
+
+	assert_int_equal(zm_monitor_tcp_cookie(e->c, 0x0123456789abcdefULL, &r1), 0);
+	assert_int_equal(zm_monitor_tcp_tuple(e->c, &v4, &r2), 0);
+	assert_int_equal(zm_monitor_tcp_tuple(e->c, &v6, &r3), 0);
+	assert_int_equal(zm_active_monitors(e->c), 3);
+	assert_int_equal(zm_flush(e->c), 0);
+	assert_int_equal(fake_read_frame(e->f), 3);
+
+	m = decode_monitor_tcp(&e->f->log[0]);
+	assert_true(m.ref == r1);
+	assert_int_equal(m.by, ZM_TCP_BY_COOKIE);
+	assert_true(m.cookie == 0x0123456789abcdefULL);
+	assert_int_equal(m.flags, 0);
+	assert_int_equal(m.tuple.family, 0);
+	assert_int_equal(e->f->log[0].fd, -1);
+
+	m = decode_monitor_tcp(&e->f->log[1]);
+	assert_true(m.ref == r2);
+	assert_int_equal(m.by, ZM_TCP_BY_TUPLE);
+	assert_true(m.cookie == 0);
+	assert_int_equal(m.tuple.family, AF_INET);
+	assert_memory_equal(m.tuple.saddr, want4, 16);   /* network order, rest zero */
+	assert_memory_equal(m.tuple.daddr, want4r, 16);
+	assert_int_equal(m.tuple.sport, 5000);           /* host order */
+	assert_int_equal(m.tuple.dport, 41234);
+	/* And on the wire, little-endian: 5000 = 88 13. */
+	assert_int_equal(e->f->log[1].body[56], 0x88);
+	assert_int_equal(e->f->log[1].body[57], 0x13);
+
+	m = decode_monitor_tcp(&e->f->log[2]);
+	assert_true(m.ref == r3);
+	assert_int_equal(m.by, ZM_TCP_BY_TUPLE);
+	assert_int_equal(m.tuple.family, AF_INET6);
+	assert_memory_equal(m.tuple.saddr, &v6.local.v6, 16);
+	assert_memory_equal(m.tuple.daddr, &v6.remote.v6, 16);
+	assert_int_equal(m.tuple.sport, 443);
+	assert_int_equal(m.tuple.dport, 65535);
+}
+
+static void test_monitor_tcp_fd_passes_the_socket_itself(void **state)
+{
+	struct env *e = *state;
+	struct zm_monitor_tcp m;
+	int cfd, sfd, before, type = 0;
+	socklen_t len = sizeof(type);
+	uint64_t ref;
+
+	tcp_pair(&cfd, &sfd);
+	before = count_open_fds();
+	assert_int_equal(zm_monitor_tcp_fd(e->c, cfd, &ref), 0);
+	assert_int_equal(count_open_fds(), before + 1);   /* the library's dup */
+	assert_int_equal(zm_flush(e->c), 0);
+	assert_int_equal(count_open_fds(), before);       /* sent, dup closed */
+
+	assert_int_equal(fake_read_frame(e->f), 1);
+	m = decode_monitor_tcp(&e->f->log[0]);
+	assert_true(m.ref == ref);
+	assert_int_equal(m.by, ZM_TCP_BY_FD);
+	assert_true(m.cookie == 0);
+	/* What arrived is the same socket: a TCP socket with the same cookie. */
+	assert_true(e->f->log[0].fd >= 0);
+	assert_int_equal(getsockopt(e->f->log[0].fd, SOL_SOCKET, SO_TYPE, &type, &len), 0);
+	assert_int_equal(type, SOCK_STREAM);
+	assert_true(socket_cookie(e->f->log[0].fd) == socket_cookie(cfd));
+	assert_true(socket_cookie(cfd) != socket_cookie(sfd));
+	/* The caller's fd is its own still. */
+	assert_true(fcntl(cfd, F_GETFD) >= 0);
+	close(cfd);
+	close(sfd);
+}
+
+static void test_pidfds_and_sockets_share_one_fd_queue(void **state)
+{
+	struct env *e = *state;
+	pid_t child = spawn_sleeper();
+	int pidfd = pidfd_open_(child), cfd, sfd;
+	uint64_t refs[5];
+
+	assert_true(pidfd >= 0);
+	tcp_pair(&cfd, &sfd);
+	/* Interleaved, with requests that pass no fd between them. */
+	assert_int_equal(zm_monitor_pidfd(e->c, pidfd, &refs[0]), 0);
+	assert_int_equal(zm_monitor_tcp_fd(e->c, cfd, &refs[1]), 0);
+	assert_int_equal(zm_monitor_tcp_cookie(e->c, 77, &refs[2]), 0);
+	assert_int_equal(zm_monitor_tcp_fd(e->c, sfd, &refs[3]), 0);
+	assert_int_equal(zm_monitor_pidfd(e->c, pidfd, &refs[4]), 0);
+	assert_int_equal(zm_flush(e->c), 0);
+	assert_int_equal(fake_read_frame(e->f), 5);
+
+	assert_int_equal(e->f->log[0].type, ZM_REC_MONITOR_PIDFD);
+	assert_int_equal(fdinfo_pid(e->f->log[0].fd), child);
+	assert_true(socket_cookie(e->f->log[1].fd) == socket_cookie(cfd));
+	assert_int_equal(e->f->log[2].fd, -1);
+	assert_true(socket_cookie(e->f->log[3].fd) == socket_cookie(sfd));
+	assert_int_equal(e->f->log[4].type, ZM_REC_MONITOR_PIDFD);
+	assert_int_equal(fdinfo_pid(e->f->log[4].fd), child);
+	assert_int_equal(e->f->fd_head, e->f->fd_len);   /* no stray fds */
+	close(cfd);
+	close(sfd);
+	close(pidfd);
+	reap(child);
+}
+
+static void test_monitor_tcp_rejects_bad_arguments(void **state)
+{
+	struct env *e = *state;
+	struct zm_tcp_endpoints unix_ends = { .family = AF_UNIX, .local_port = 1, .remote_port = 2 };
+	struct zm_tcp_endpoints none = { 0 };
+	uint64_t ref = 99;
+
+	assert_int_equal(zm_monitor_tcp_fd(e->c, -1, &ref), -EINVAL);
+	assert_int_equal(zm_monitor_tcp_fd(NULL, 0, &ref), -EINVAL);
+	assert_int_equal(zm_monitor_tcp_fd(e->c, 4000, &ref), -EBADF);
+	assert_int_equal(zm_monitor_tcp_cookie(e->c, 0, &ref), -EINVAL);
+	assert_int_equal(zm_monitor_tcp_cookie(NULL, 1, &ref), -EINVAL);
+	assert_int_equal(zm_monitor_tcp_tuple(e->c, NULL, &ref), -EINVAL);
+	assert_int_equal(zm_monitor_tcp_tuple(e->c, &unix_ends, &ref), -EINVAL);
+	assert_int_equal(zm_monitor_tcp_tuple(e->c, &none, &ref), -EINVAL);
+	assert_int_equal(ref, 99);
+	assert_int_equal(zm_active_monitors(e->c), 0);
+	assert_int_equal(zm_pending(e->c), 0);
+}
+
+static void test_tcp_down_decodes_every_field(void **state)
+{
+	struct env *e = *state;
+	struct seen s = { 0 };
+	struct zm_down d = {
+		.time_ns = 1700000000123456789ULL, .reason = ZM_REASON_TCP_CLOSED, .value = ECONNRESET,
+		.start_ticks = 0xfedcba9876543210ULL, .tcp_how = ZM_TCP_RESET_RX, .tcp_old_state = 1,
+		.tuple = { .family = AF_INET6, .sport = 8080, .dport = 51000 },
+	};
+	struct in6_addr l6, r6;
+	uint64_t ref;
+
+	assert_int_equal(inet_pton(AF_INET6, "2001:db8::10", &l6), 1);
+	assert_int_equal(inet_pton(AF_INET6, "2001:db8::20", &r6), 1);
+	memcpy(d.tuple.saddr, &l6, 16);
+	memcpy(d.tuple.daddr, &r6, 16);
+	assert_int_equal(zm_monitor_tcp_cookie(e->c, d.start_ticks, &ref), 0);
+	assert_int_equal(zm_flush(e->c), 0);
+	d.ref = ref;
+	fake_add_tcp_down(d);
+	fake_send(e->f);
+
+	assert_int_equal(dispatch_all(e->c, &s), 1);
+	assert_true(s.down[0].ref == ref);
+	assert_true(s.down[0].time_ns == 1700000000123456789ULL);
+	assert_int_equal(s.down[0].kind, ZM_KIND_TCP);
+	assert_int_equal(s.down[0].reason, ZM_DOWN_TCP_CLOSED);
+	assert_true(s.down[0].cookie == 0xfedcba9876543210ULL);
+	assert_int_equal(s.down[0].tcp_how, ZM_TCP_HOW_RESET_RX);
+	assert_int_equal(s.down[0].tcp_errno, ECONNRESET);
+	assert_int_equal(s.down[0].tcp_old_state, 1);
+	assert_int_equal(s.down[0].tcp.family, AF_INET6);
+	assert_memory_equal(&s.down[0].tcp.local.v6, &l6, 16);
+	assert_memory_equal(&s.down[0].tcp.remote.v6, &r6, 16);
+	assert_int_equal(s.down[0].tcp.local_port, 8080);
+	assert_int_equal(s.down[0].tcp.remote_port, 51000);
+	/* The process fields say nothing. */
+	assert_int_equal(s.down[0].pid, 0);
+	assert_true(s.down[0].start_ticks == 0);
+	assert_int_equal(s.down[0].status, 0);
+	assert_int_equal(s.down[0].signal, 0);
+	assert_false(s.down[0].core_dumped);
+	assert_int_equal(zm_active_monitors(e->c), 0);
+}
+
+static void test_tcp_down_ipv4_and_noconnection(void **state)
+{
+	struct env *e = *state;
+	struct seen s = { 0 };
+	struct zm_down fin = {
+		.reason = ZM_REASON_TCP_CLOSED, .start_ticks = 5, .tcp_how = ZM_TCP_FIN,
+		.tcp_old_state = 9, .tuple = { .family = AF_INET, .saddr = { 127, 0, 0, 1 },
+		.daddr = { 192, 168, 1, 2 }, .sport = 5000, .dport = 41234 },
+	};
+	struct zm_down none = { .reason = ZM_REASON_NOCONNECTION, .start_ticks = 6 };
+	uint64_t r1, r2;
+
+	assert_int_equal(zm_monitor_tcp_cookie(e->c, 5, &r1), 0);
+	assert_int_equal(zm_monitor_tcp_cookie(e->c, 6, &r2), 0);
+	assert_int_equal(zm_flush(e->c), 0);
+	fin.ref = r1;
+	none.ref = r2;
+	fake_add_tcp_down(fin);
+	fake_add_tcp_down(none);
+	fake_send(e->f);
+
+	assert_int_equal(dispatch_all(e->c, &s), 2);
+	assert_int_equal(s.down[0].reason, ZM_DOWN_TCP_CLOSED);
+	assert_int_equal(s.down[0].tcp_how, ZM_TCP_HOW_FIN);
+	assert_int_equal(s.down[0].tcp_errno, 0);
+	assert_int_equal(s.down[0].tcp_old_state, 9);
+	assert_int_equal(s.down[0].tcp.family, AF_INET);
+	assert_int_equal(ntohl(s.down[0].tcp.local.v4.s_addr), 0x7f000001);
+	assert_int_equal(ntohl(s.down[0].tcp.remote.v4.s_addr), 0xc0a80102);
+	assert_int_equal(s.down[0].tcp.local_port, 5000);
+	assert_int_equal(s.down[0].tcp.remote_port, 41234);
+
+	assert_true(s.down[1].ref == r2);
+	assert_int_equal(s.down[1].kind, ZM_KIND_TCP);
+	assert_int_equal(s.down[1].reason, ZM_DOWN_NOCONNECTION);
+	assert_true(s.down[1].cookie == 6);
+	assert_int_equal(s.down[1].tcp_how, ZM_TCP_HOW_NONE);
+	assert_int_equal(s.down[1].tcp_errno, 0);
+	assert_int_equal(s.down[1].tcp.family, 0);   /* not known */
+	assert_int_equal(s.down[1].tcp.local_port, 0);
+}
+
+static void test_tcp_down_without_its_tail_gives_eproto(void **state)
+{
+	struct env *e = *state;
+	struct seen s = { 0 };
+	struct zm_down d = { .kind = ZM_TARGET_TCP, .reason = ZM_REASON_TCP_CLOSED };
+	uint8_t body[ZM_DOWN_LEN + ZM_DOWN_TCP_TAIL_LEN];
+	uint64_t ref;
+
+	assert_int_equal(zm_monitor_tcp_cookie(e->c, 1, &ref), 0);
+	assert_int_equal(zm_flush(e->c), 0);
+	d.ref = ref;
+	zm_enc_down(body, &d);
+	fake_add(ZM_REC_DOWN, body, ZM_DOWN_LEN + ZM_DOWN_TCP_TAIL_LEN - 1);
+	fake_send(e->f);
+	assert_int_equal(dispatch_all(e->c, &s), -EPROTO);
+	assert_int_equal(s.downs, 0);
+}
+
+static void test_agent_error_for_monitor_tcp_ends_the_monitor(void **state)
+{
+	struct env *e = *state;
+	struct seen s = { 0 };
+	uint64_t ref;
+
+	zm_set_error_handler(e->c, on_error, &s);
+	assert_int_equal(zm_monitor_tcp_cookie(e->c, 12, &ref), 0);
+	assert_int_equal(zm_flush(e->c), 0);
+	fake_add_error(ref, EPROTOTYPE, ZM_REC_MONITOR_TCP, "not a TCP socket");
+	fake_send(e->f);
+	assert_int_equal(dispatch_all(e->c, &s), 0);
+	assert_int_equal(s.errors, 1);
+	assert_true(s.error.ref == ref);
+	assert_int_equal(s.error.error, EPROTOTYPE);
+	assert_int_equal(s.error.request, ZM_REC_MONITOR_TCP);
+	assert_int_equal(zm_active_monitors(e->c), 0);
+	assert_int_equal(zm_demonitor(e->c, ref, 0), -ENOENT);
+}
+
 static void test_reason_str_and_version(void **state)
 {
 	assert_string_equal(zm_reason_str(ZM_DOWN_EXITED), "exited");
 	assert_string_equal(zm_reason_str(ZM_DOWN_KILLED), "killed");
 	assert_string_equal(zm_reason_str(ZM_DOWN_NOPROC), "noproc");
+	assert_string_equal(zm_reason_str(ZM_DOWN_TCP_CLOSED), "tcp_closed");
+	assert_string_equal(zm_reason_str(ZM_DOWN_NOCONNECTION), "noconnection");
 	assert_string_equal(zm_reason_str((enum zm_down_reason)99), "unknown");
+	assert_string_equal(zm_tcp_how_str(ZM_TCP_HOW_NONE), "none");
+	assert_string_equal(zm_tcp_how_str(ZM_TCP_HOW_FIN), "fin");
+	assert_string_equal(zm_tcp_how_str(ZM_TCP_HOW_RESET_RX), "reset_rx");
+	assert_string_equal(zm_tcp_how_str(ZM_TCP_HOW_RESET_TX), "reset_tx");
+	assert_string_equal(zm_tcp_how_str(ZM_TCP_HOW_TIMEOUT), "timeout");
+	assert_string_equal(zm_tcp_how_str(ZM_TCP_HOW_ERROR), "error");
+	assert_string_equal(zm_tcp_how_str((enum zm_tcp_how)6), "unknown");
 	assert_non_null(zm_version());
 	assert_true(strlen(zm_version()) > 0);
 }
@@ -1401,6 +2036,9 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_connect_exchanges_hello_and_welcome),
 		cmocka_unit_test(test_connect_default_name_is_libzenmon),
+		cmocka_unit_test(test_hello_carries_pacing_options),
+		cmocka_unit_test(test_hello_without_pacing_options_asks_for_agent_defaults),
+		cmocka_unit_test(test_limits_are_those_of_welcome),
 		cmocka_unit_test(test_connect_missing_socket_gives_enoent),
 		cmocka_unit_test(test_connect_honours_zenmon_socket_env),
 		cmocka_unit_test(test_connect_hello_error_gives_its_code),
@@ -1427,16 +2065,32 @@ int main(void)
 		ENV_TEST(test_dispatch_from_on_down_is_ebusy),
 		ENV_TEST(test_unknown_record_types_are_ignored),
 		ENV_TEST(test_longer_down_record_is_accepted),
+		ENV_TEST(test_dispatch_batch_hands_a_frame_as_one_array),
+		ENV_TEST(test_dispatch_batch_drops_demonitored_refs),
+		ENV_TEST(test_dispatch_batch_keeps_wire_order_around_an_error),
+		ENV_TEST(test_dispatch_batch_counts_downs_without_callback),
+		ENV_TEST(test_dispatch_batch_from_on_batch_is_ebusy),
 		ENV_TEST(test_agent_error_reaches_error_handler_with_message),
 		ENV_TEST(test_enoent_for_crossed_demonitor_is_not_reported),
 		ENV_TEST(test_agent_error_for_monitor_ends_the_monitor),
 		ENV_TEST(test_agent_eof_gives_enotconn),
+		ENV_TEST(test_final_error_then_eof_reaches_handler_before_enotconn),
+		ENV_TEST(test_final_error_reaches_handler_after_a_failed_send),
+		ENV_TEST(test_sync_on_a_lost_connection_hands_over_the_final_error),
 		ENV_TEST(test_malformed_frame_gives_eproto),
 		ENV_TEST(test_short_down_record_gives_eproto),
 		ENV_TEST(test_frame_with_wrong_count_is_refused_whole),
 		ENV_TEST(test_pidfd_is_passed_to_agent),
 		ENV_TEST(test_pidfds_beyond_one_sendmsg_arrive_in_order),
 		ENV_TEST(test_flush_survives_partial_writes),
+		ENV_TEST(test_monitor_tcp_each_form_is_encoded),
+		ENV_TEST(test_monitor_tcp_fd_passes_the_socket_itself),
+		ENV_TEST(test_pidfds_and_sockets_share_one_fd_queue),
+		ENV_TEST(test_monitor_tcp_rejects_bad_arguments),
+		ENV_TEST(test_tcp_down_decodes_every_field),
+		ENV_TEST(test_tcp_down_ipv4_and_noconnection),
+		ENV_TEST(test_tcp_down_without_its_tail_gives_eproto),
+		ENV_TEST(test_agent_error_for_monitor_tcp_ends_the_monitor),
 		cmocka_unit_test(test_sync_round_trip_dispatches_what_came_before),
 		ENV_TEST(test_sync_without_reply_times_out),
 		cmocka_unit_test(test_status_returns_reply_text),

@@ -519,6 +519,7 @@ static void test_decoder_rejects_short_body(void **state)
 	struct zm_monitor_proc mp;
 	struct zm_monitor_pidfd mf;
 	struct zm_demonitor dm;
+	struct zm_monitor_tcp mt;
 	struct zm_down d;
 	struct zm_error e;
 	uint64_t token;
@@ -543,6 +544,7 @@ static void test_decoder_rejects_short_body(void **state)
 	CHECK_SHORT(ZM_MONITOR_PIDFD_LEN, zm_dec_monitor_pidfd(&r, &mf));
 	CHECK_SHORT(ZM_DEMONITOR_LEN, zm_dec_demonitor(&r, &dm));
 	CHECK_SHORT(ZM_DOWN_LEN, zm_dec_down(&r, &d));
+	CHECK_SHORT(ZM_MONITOR_TCP_LEN, zm_dec_monitor_tcp(&r, &mt));
 	CHECK_SHORT(ZM_ERROR_LEN, zm_dec_error(&r, &e));
 	CHECK_SHORT(ZM_SYNC_LEN, zm_dec_u64(&r, &token));
 #undef CHECK_SHORT
@@ -1148,6 +1150,239 @@ static void test_buf_free_is_null_safe_and_leaves_reusable_buffer(void **state)
 	zm_buf_free(&b);
 }
 
+/* ---- TCP monitors -------------------------------------------------------- */
+
+/* An IPv4 address in a tuple's 16-byte address field. */
+static void put_v4(uint8_t *a, uint8_t x, uint8_t y, uint8_t z, uint8_t w)
+{
+	memset(a, 0, 16);
+	a[0] = x;
+	a[1] = y;
+	a[2] = z;
+	a[3] = w;
+}
+
+static void test_monitor_tcp_body_layout_matches_protocol_doc(void **state)
+{
+	/* The MONITOR_TCP worked example in docs/PROTOCOL.md. */
+	struct zm_monitor_tcp m = {
+		.ref = 3, .by = ZM_TCP_BY_TUPLE,
+		.tuple = { .family = 2, .sport = 5000, .dport = 41234 },
+	};
+	struct zm_buf b = {0};
+	uint8_t body[BODY_MAX];
+
+	put_v4(m.tuple.saddr, 127, 0, 0, 1);
+	put_v4(m.tuple.daddr, 127, 0, 0, 1);
+	assert_int_equal(zm_enc_monitor_tcp(body, &m), ZM_MONITOR_TCP_LEN);
+	one_record_frame(&b, ZM_REC_MONITOR_TCP, body, ZM_MONITOR_TCP_LEN);
+	assert_hex(zm_buf_head(&b), zm_buf_pending(&b),
+		   "4c 00 00 00 7a 6d 01 00"
+		   "15 00 44 00"
+		   "03 00 00 00 00 00 00 00"
+		   "03  02  00 00  00 00 00 00"
+		   "00 00 00 00 00 00 00 00"
+		   "7f 00 00 01 00 00 00 00 00 00 00 00 00 00 00 00"
+		   "7f 00 00 01 00 00 00 00 00 00 00 00 00 00 00 00"
+		   "88 13  12 a1  00 00 00 00");
+	zm_buf_free(&b);
+}
+
+static void test_monitor_tcp_by_cookie_puts_cookie_at_16(void **state)
+{
+	struct zm_monitor_tcp m = {
+		.ref = 0x1122334455667788ULL, .by = ZM_TCP_BY_COOKIE, .flags = 0xa0b0c0d0U,
+		.cookie = 0xf0e0d0c0b0a09080ULL,
+	};
+	uint8_t out[ZM_MONITOR_TCP_LEN];
+
+	memset(out, 0xee, sizeof(out));
+	assert_int_equal(zm_enc_monitor_tcp(out, &m), ZM_MONITOR_TCP_LEN);
+	assert_hex(out, sizeof(out),
+		   "88 77 66 55 44 33 22 11  02  00  00 00  d0 c0 b0 a0"
+		   "80 90 a0 b0 c0 d0 e0 f0"
+		   "00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00"
+		   "00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00"
+		   "00 00  00 00  00 00 00 00");
+}
+
+static void test_monitor_tcp_roundtrips_each_way(void **state)
+{
+	struct zm_monitor_tcp in[3] = {
+		{ .ref = 1, .by = ZM_TCP_BY_FD },
+		{ .ref = 2, .by = ZM_TCP_BY_COOKIE, .cookie = UINT64_MAX - 5 },
+		{ .ref = UINT64_MAX, .by = ZM_TCP_BY_TUPLE, .flags = 0,
+		  .tuple = { .family = 10, .sport = 65535, .dport = 1 } },
+	};
+
+	for (int i = 0; i < 16; i++) {
+		in[2].tuple.saddr[i] = (uint8_t)(0x20 + i);
+		in[2].tuple.daddr[i] = (uint8_t)(0xf0 - i);
+	}
+	for (size_t i = 0; i < 3; i++) {
+		struct zm_monitor_tcp out;
+		struct zm_buf b = {0};
+		struct zm_record r;
+		uint8_t body[BODY_MAX];
+
+		one_record_frame(&b, ZM_REC_MONITOR_TCP, body, zm_enc_monitor_tcp(body, &in[i]));
+		r = only_record(&b, ZM_REC_MONITOR_TCP);
+		assert_int_equal(r.len, ZM_MONITOR_TCP_LEN);
+		memset(&out, 0x5a, sizeof(out));
+		assert_int_equal(zm_dec_monitor_tcp(&r, &out), 0);
+		assert_true(out.ref == in[i].ref);
+		assert_int_equal(out.by, in[i].by);
+		assert_int_equal(out.flags, in[i].flags);
+		assert_true(out.cookie == in[i].cookie);
+		assert_int_equal(out.tuple.family, in[i].tuple.family);
+		assert_memory_equal(out.tuple.saddr, in[i].tuple.saddr, 16);
+		assert_memory_equal(out.tuple.daddr, in[i].tuple.daddr, 16);
+		assert_int_equal(out.tuple.sport, in[i].tuple.sport);
+		assert_int_equal(out.tuple.dport, in[i].tuple.dport);
+		zm_buf_free(&b);
+	}
+}
+
+static void test_protocol_doc_tcp_down_example(void **state)
+{
+	/* The TCP DOWN worked example in docs/PROTOCOL.md: the peer reset it. */
+	struct zm_down d = {
+		.ref = 3, .time_ns = 1700000000123456789ULL, .kind = ZM_TARGET_TCP,
+		.reason = ZM_REASON_TCP_CLOSED, .value = 104, .start_ticks = 4097,
+		.tcp_how = ZM_TCP_RESET_RX, .tcp_old_state = 1,
+		.tuple = { .family = 2, .sport = 5000, .dport = 41234 },
+	};
+	struct zm_buf b = {0};
+	uint8_t body[BODY_MAX];
+
+	put_v4(d.tuple.saddr, 127, 0, 0, 1);
+	put_v4(d.tuple.daddr, 127, 0, 0, 1);
+	assert_int_equal(zm_enc_down(body, &d), ZM_DOWN_LEN + ZM_DOWN_TCP_TAIL_LEN);
+	one_record_frame(&b, ZM_REC_DOWN, body, ZM_DOWN_LEN + ZM_DOWN_TCP_TAIL_LEN);
+	assert_hex(zm_buf_head(&b), zm_buf_pending(&b),
+		   "5c 00 00 00 7a 6d 01 00"
+		   "20 00 54 00"
+		   "03 00 00 00 00 00 00 00"
+		   "15 cd 85 3d fe 9c 97 17"
+		   "02 00  04 00  00 00 00 00"
+		   "68 00 00 00  00 00 00 00"
+		   "01 10 00 00 00 00 00 00"
+		   "02  01  02  00  88 13  12 a1"
+		   "7f 00 00 01 00 00 00 00 00 00 00 00 00 00 00 00"
+		   "7f 00 00 01 00 00 00 00 00 00 00 00 00 00 00 00");
+	zm_buf_free(&b);
+}
+
+static void test_down_tcp_roundtrips_all_fields(void **state)
+{
+	struct zm_down in = {
+		.ref = UINT64_MAX, .time_ns = 42, .kind = ZM_TARGET_TCP,
+		.reason = ZM_REASON_TCP_CLOSED, .value = 110, .start_ticks = 0x0102030405060708ULL,
+		.tcp_how = ZM_TCP_TIMEOUT, .tcp_old_state = 8,
+		.tuple = { .family = 10, .sport = 443, .dport = 50123 },
+	}, out;
+	struct zm_buf b = {0};
+	struct zm_record r;
+	uint8_t body[BODY_MAX];
+
+	for (int i = 0; i < 16; i++) {
+		in.tuple.saddr[i] = (uint8_t)(i + 1);
+		in.tuple.daddr[i] = (uint8_t)(0xff - i);
+	}
+	one_record_frame(&b, ZM_REC_DOWN, body, zm_enc_down(body, &in));
+	r = only_record(&b, ZM_REC_DOWN);
+	assert_int_equal(r.len, ZM_DOWN_LEN + ZM_DOWN_TCP_TAIL_LEN);
+	assert_int_equal(zm_dec_down(&r, &out), 0);
+	assert_true(out.ref == in.ref);
+	assert_true(out.time_ns == 42);
+	assert_int_equal(out.kind, ZM_TARGET_TCP);
+	assert_int_equal(out.reason, ZM_REASON_TCP_CLOSED);
+	assert_int_equal(out.flags, 0);
+	assert_int_equal(out.value, 110);
+	assert_int_equal(out.pid, 0);
+	assert_true(out.start_ticks == in.start_ticks);
+	assert_int_equal(out.tcp_how, ZM_TCP_TIMEOUT);
+	assert_int_equal(out.tcp_old_state, 8);
+	assert_int_equal(out.tuple.family, 10);
+	assert_memory_equal(out.tuple.saddr, in.tuple.saddr, 16);
+	assert_memory_equal(out.tuple.daddr, in.tuple.daddr, 16);
+	assert_int_equal(out.tuple.sport, 443);
+	assert_int_equal(out.tuple.dport, 50123);
+	zm_buf_free(&b);
+}
+
+static void test_down_tcp_noconnection_with_unknown_endpoints_roundtrips(void **state)
+{
+	struct zm_down in = {
+		.ref = 9, .kind = ZM_TARGET_TCP, .reason = ZM_REASON_NOCONNECTION, .start_ticks = 77,
+	}, out;
+	uint8_t body[BODY_MAX], zeros[16] = {0};
+	struct zm_record r = {.body = body, .type = ZM_REC_DOWN};
+
+	r.len = (uint16_t)zm_enc_down(body, &in);
+	assert_int_equal(r.len, ZM_DOWN_LEN + ZM_DOWN_TCP_TAIL_LEN);
+	assert_int_equal(zm_dec_down(&r, &out), 0);
+	assert_int_equal(out.reason, ZM_REASON_NOCONNECTION);
+	assert_true(out.start_ticks == 77);
+	assert_int_equal(out.tcp_how, 0);
+	assert_int_equal(out.tuple.family, 0);
+	assert_memory_equal(out.tuple.saddr, zeros, 16);
+	assert_int_equal(out.tuple.sport, 0);
+}
+
+static void test_down_tcp_shorter_than_tail_is_rejected(void **state)
+{
+	struct zm_down in = {.ref = 1, .kind = ZM_TARGET_TCP, .reason = ZM_REASON_TCP_CLOSED}, out;
+	uint8_t full[ZM_DOWN_LEN + ZM_DOWN_TCP_TAIL_LEN];
+
+	zm_enc_down(full, &in);
+	for (size_t len = ZM_DOWN_LEN; len < sizeof(full); len++) {
+		uint8_t *exact = dup_exact(full, len);
+		struct zm_record r = {.body = exact, .type = ZM_REC_DOWN, .len = (uint16_t)len};
+
+		memset(&out, 0x5a, sizeof(out));
+		assert_int_equal(zm_dec_down(&r, &out), -EBADMSG);
+		/* Untouched on failure, like every decoder. */
+		assert_true(out.ref == 0x5a5a5a5a5a5a5a5aULL);
+		free(exact);
+	}
+}
+
+static void test_down_process_ignores_any_tail(void **state)
+{
+	/* A process DOWN is 40 bytes, and bytes past them mean nothing to it,
+	 * even 40 that look like a TCP tail. */
+	struct zm_down in = {.ref = 5, .kind = ZM_TARGET_PROCESS, .reason = ZM_REASON_EXITED,
+			     .value = 1, .pid = 99}, out;
+	uint8_t body[ZM_DOWN_LEN + ZM_DOWN_TCP_TAIL_LEN], zeros[16] = {0};
+	struct zm_record r = {.body = body, .type = ZM_REC_DOWN, .len = sizeof(body)};
+
+	assert_int_equal(zm_enc_down(body, &in), ZM_DOWN_LEN);
+	memset(body + ZM_DOWN_LEN, 0xab, ZM_DOWN_TCP_TAIL_LEN);
+	assert_int_equal(zm_dec_down(&r, &out), 0);
+	assert_int_equal(out.kind, ZM_TARGET_PROCESS);
+	assert_int_equal(out.pid, 99);
+	assert_int_equal(out.tcp_how, 0);
+	assert_int_equal(out.tcp_old_state, 0);
+	assert_int_equal(out.tuple.family, 0);
+	assert_memory_equal(out.tuple.daddr, zeros, 16);
+}
+
+static void test_down_of_unknown_kind_needs_only_40_bytes(void **state)
+{
+	/* A later version's kind: the client still sees a DOWN (the monitor
+	 * is over), from the 40 bytes every kind has. */
+	uint8_t body[ZM_DOWN_LEN] = {0};
+	struct zm_record r = {.body = body, .type = ZM_REC_DOWN, .len = sizeof(body)};
+	struct zm_down out;
+
+	body[0] = 8;
+	body[16] = 3;   /* kind 3 */
+	assert_int_equal(zm_dec_down(&r, &out), 0);
+	assert_true(out.ref == 8);
+	assert_int_equal(out.kind, 3);
+}
+
 /* ---- names -------------------------------------------------------------- */
 
 static void test_record_type_names(void **state)
@@ -1159,6 +1394,7 @@ static void test_record_type_names(void **state)
 	assert_string_equal(zm_rec_type_name(ZM_REC_DEMONITOR), "DEMONITOR");
 	assert_string_equal(zm_rec_type_name(ZM_REC_SYNC), "SYNC");
 	assert_string_equal(zm_rec_type_name(ZM_REC_STATUS), "STATUS");
+	assert_string_equal(zm_rec_type_name(ZM_REC_MONITOR_TCP), "MONITOR_TCP");
 	assert_string_equal(zm_rec_type_name(ZM_REC_DOWN), "DOWN");
 	assert_string_equal(zm_rec_type_name(ZM_REC_ERROR), "ERROR");
 	assert_string_equal(zm_rec_type_name(ZM_REC_SYNCED), "SYNCED");
@@ -1171,6 +1407,8 @@ static void test_reason_names(void **state)
 	assert_string_equal(zm_reason_name(ZM_REASON_EXITED), "exited");
 	assert_string_equal(zm_reason_name(ZM_REASON_KILLED), "killed");
 	assert_string_equal(zm_reason_name(ZM_REASON_NOPROC), "noproc");
+	assert_string_equal(zm_reason_name(ZM_REASON_TCP_CLOSED), "tcp_closed");
+	assert_string_equal(zm_reason_name(ZM_REASON_NOCONNECTION), "noconnection");
 	assert_string_equal(zm_reason_name(0), "unknown");
 	assert_string_equal(zm_reason_name(99), "unknown");
 }
@@ -1232,6 +1470,15 @@ int main(void)
 		cmocka_unit_test(test_buf_reserve_gives_room_without_changing_content),
 		cmocka_unit_test(test_buf_reserve_failure_leaves_buffer_intact),
 		cmocka_unit_test(test_buf_free_is_null_safe_and_leaves_reusable_buffer),
+		cmocka_unit_test(test_monitor_tcp_body_layout_matches_protocol_doc),
+		cmocka_unit_test(test_monitor_tcp_by_cookie_puts_cookie_at_16),
+		cmocka_unit_test(test_monitor_tcp_roundtrips_each_way),
+		cmocka_unit_test(test_protocol_doc_tcp_down_example),
+		cmocka_unit_test(test_down_tcp_roundtrips_all_fields),
+		cmocka_unit_test(test_down_tcp_noconnection_with_unknown_endpoints_roundtrips),
+		cmocka_unit_test(test_down_tcp_shorter_than_tail_is_rejected),
+		cmocka_unit_test(test_down_process_ignores_any_tail),
+		cmocka_unit_test(test_down_of_unknown_kind_needs_only_40_bytes),
 		cmocka_unit_test(test_record_type_names),
 		cmocka_unit_test(test_reason_names),
 	};

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: LGPL-2.1 OR BSD-2-Clause
-/* The registry: target -> monitors, (subscriber, ref) -> monitor, subscriber -> monitors. */
+/* The registry: target -> monitors, (subscriber, ref) -> monitor, subscriber ->
+ * monitors, and each subscriber's queue of fired DOWNs. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,10 +17,11 @@
 
 #define LOG_MAX 64
 
-struct fired {
+/* What a queued callback saw. */
+struct queued_call {
 	struct reg_sub *sub;
-	uint64_t ref;
-	struct reg_key key;
+	size_t sub_queued;           /* registry_sub_queued(sub) then */
+	size_t all_queued;           /* registry_queued_count() then */
 };
 
 struct world {
@@ -27,9 +29,9 @@ struct world {
 	struct reg_key unwatched[LOG_MAX];
 	size_t nunwatched;
 	size_t unwatch_calls;        /* counted even past LOG_MAX */
-	struct fired fired[LOG_MAX];
-	size_t nfired;
-	size_t fire_calls;
+	struct queued_call queued[LOG_MAX];
+	size_t nqueued;
+	size_t queued_calls;         /* counted even past LOG_MAX */
 };
 
 static void on_unwatch(void *ctx, const struct reg_key *key)
@@ -41,16 +43,20 @@ static void on_unwatch(void *ctx, const struct reg_key *key)
 	w->unwatch_calls++;
 }
 
-static void on_fire(void *ctx, struct reg_sub *s, uint64_t ref, const struct reg_key *key)
+static void on_queued(void *ctx, struct reg_sub *s)
 {
 	struct world *w = ctx;
 
-	if (w->nfired < LOG_MAX)
-		w->fired[w->nfired++] = (struct fired){ .sub = s, .ref = ref, .key = *key };
-	w->fire_calls++;
+	if (w->nqueued < LOG_MAX)
+		w->queued[w->nqueued++] = (struct queued_call){
+			.sub = s,
+			.sub_queued = registry_sub_queued(s),
+			.all_queued = registry_queued_count(w->r),
+		};
+	w->queued_calls++;
 }
 
-static const struct registry_ops test_ops = { .unwatch = on_unwatch };
+static const struct registry_ops test_ops = { .unwatch = on_unwatch, .queued = on_queued };
 
 static int setup(void **state)
 {
@@ -94,6 +100,54 @@ static void add_ok(struct registry *r, struct reg_sub *s, uint64_t ref, struct r
 	assert_int_equal(registry_monitor_add(r, s, ref, &key, &is_new), 0);
 }
 
+/* The death a fire records: every field set, so a copy is easy to check. */
+static struct zm_down death_of(const struct reg_key *key)
+{
+	return (struct zm_down){
+		.ref = 0xbadbadbad,          /* ignored by fire */
+		.time_ns = 1700000000123456789ULL + key->a,
+		.kind = ZM_TARGET_PROCESS,
+		.reason = ZM_REASON_KILLED,
+		.flags = ZM_DOWN_CORE_DUMPED,
+		.value = 9,
+		.pid = (uint32_t)key->a,
+		.start_ticks = key->b,
+	};
+}
+
+/* Fire key with its death_of() at now_ns; returns what fire returned. */
+static ssize_t fire(struct registry *r, struct reg_key key, uint64_t now_ns)
+{
+	struct zm_down d = death_of(&key);
+
+	return registry_target_fire(r, &key, &d, now_ns);
+}
+
+/* Is got the death of key, delivered for ref? */
+static void assert_down(const struct zm_down *got, uint64_t ref, struct reg_key key)
+{
+	struct zm_down want = death_of(&key);
+
+	want.ref = ref;
+	assert_int_equal(got->ref, want.ref);
+	assert_int_equal(got->time_ns, want.time_ns);
+	assert_int_equal(got->kind, want.kind);
+	assert_int_equal(got->reason, want.reason);
+	assert_int_equal(got->flags, want.flags);
+	assert_int_equal(got->value, want.value);
+	assert_int_equal(got->pid, want.pid);
+	assert_int_equal(got->start_ticks, want.start_ticks);
+}
+
+/* Pop one DOWN, which must be there. */
+static struct zm_down pop_one(struct registry *r, struct reg_sub *s)
+{
+	struct zm_down d;
+
+	assert_int_equal(registry_sub_pop(r, s, &d, 1), 1);
+	return d;
+}
+
 /* Allocation failure injection. */
 static long fail_countdown;          /* the n-th allocation from now fails; 0: none */
 static size_t fail_nmemb_above;      /* fail allocations of more elements than this; 0: none */
@@ -115,6 +169,12 @@ static void fail_nth_alloc(long n)
 	fail_nmemb_above = 0;
 	alloc_calls = 0;
 	registry_set_calloc(failing_calloc);
+}
+
+/* Count allocations from now on, failing none. */
+static void count_allocs(void)
+{
+	fail_nth_alloc(0);
 }
 
 /* ---- adding ------------------------------------------------------------- */
@@ -257,9 +317,11 @@ static void test_keys_differing_in_one_field_are_distinct_targets(void **state)
 	add_ok(w->r, s, 3, other_a);
 	add_ok(w->r, s, 4, other_b);
 	assert_int_equal(registry_target_count(w->r), 4);
-	assert_int_equal(registry_target_fire(w->r, &other_b, on_fire, w), 1);
-	assert_int_equal(w->fired[0].ref, 4);
+	assert_int_equal(fire(w->r, other_b, 1), 1);
 	assert_true(registry_target_exists(w->r, &base));
+	assert_true(registry_target_exists(w->r, &other_kind));
+	assert_true(registry_target_exists(w->r, &other_a));
+	assert_int_equal(pop_one(w->r, s).ref, 4);
 }
 
 static void test_key_padding_is_ignored(void **state)
@@ -288,12 +350,13 @@ static void test_monitor_find_unknown_ref_is_false(void **state)
 
 /* ---- firing ------------------------------------------------------------- */
 
-static void test_fire_calls_every_monitor_once_in_order(void **state)
+static void test_fire_queues_downs_in_add_order_per_subscriber(void **state)
 {
 	struct world *w = *state;
 	struct reg_sub *s1 = registry_sub_new(w->r, NULL);
 	struct reg_sub *s2 = registry_sub_new(w->r, NULL);
 	struct reg_key k = proc_key(100, 5000), other = proc_key(101, 5000);
+	struct zm_down out[8];
 
 	add_ok(w->r, s1, 30, k);
 	add_ok(w->r, s2, 10, k);
@@ -301,21 +364,18 @@ static void test_fire_calls_every_monitor_once_in_order(void **state)
 	add_ok(w->r, s1, 11, k);
 	add_ok(w->r, s2, 99, k);
 
-	assert_int_equal(registry_target_fire(w->r, &k, on_fire, w), 4);
-	assert_int_equal(w->fire_calls, 4);
-	assert_ptr_equal(w->fired[0].sub, s1);
-	assert_int_equal(w->fired[0].ref, 30);
-	assert_ptr_equal(w->fired[1].sub, s2);
-	assert_int_equal(w->fired[1].ref, 10);
-	assert_ptr_equal(w->fired[2].sub, s1);
-	assert_int_equal(w->fired[2].ref, 11);
-	assert_ptr_equal(w->fired[3].sub, s2);
-	assert_int_equal(w->fired[3].ref, 99);
-	for (size_t i = 0; i < 4; i++)
-		assert_true(key_equal(&w->fired[i].key, &k));
+	assert_int_equal(fire(w->r, k, 777), 4);
+	assert_int_equal(registry_sub_queued(s1), 2);
+	assert_int_equal(registry_sub_queued(s2), 2);
+	assert_int_equal(registry_sub_pop(w->r, s1, out, 8), 2);
+	assert_down(&out[0], 30, k);
+	assert_down(&out[1], 11, k);
+	assert_int_equal(registry_sub_pop(w->r, s2, out, 8), 2);
+	assert_down(&out[0], 10, k);
+	assert_down(&out[1], 99, k);
 }
 
-static void test_fire_forgets_target_and_its_monitors(void **state)
+static void test_fire_disarms_monitors_and_forgets_target(void **state)
 {
 	struct world *w = *state;
 	struct reg_sub *s1 = registry_sub_new(w->r, NULL);
@@ -326,16 +386,26 @@ static void test_fire_forgets_target_and_its_monitors(void **state)
 	add_ok(w->r, s1, 2, other);
 	add_ok(w->r, s2, 1, k);
 
-	registry_target_fire(w->r, &k, on_fire, w);
+	fire(w->r, k, 1);
 	assert_false(registry_target_exists(w->r, &k));
 	assert_int_equal(registry_target_monitors(w->r, &k), 0);
-	assert_false(registry_monitor_find(w->r, s1, 1, NULL));
-	assert_false(registry_monitor_find(w->r, s2, 1, NULL));
 	assert_true(registry_monitor_find(w->r, s1, 2, NULL));
 	assert_int_equal(registry_sub_monitors(s1), 1);
 	assert_int_equal(registry_sub_monitors(s2), 0);
 	assert_int_equal(registry_monitor_count(w->r), 1);
 	assert_int_equal(registry_target_count(w->r), 1);
+}
+
+static void test_find_reports_queued_monitor_with_its_key(void **state)
+{
+	struct world *w = *state;
+	struct reg_sub *s = registry_sub_new(w->r, NULL);
+	struct reg_key k = proc_key(100, 5000), found;
+
+	add_ok(w->r, s, 1, k);
+	fire(w->r, k, 1);
+	assert_true(registry_monitor_find(w->r, s, 1, &found));
+	assert_true(key_equal(&found, &k));
 }
 
 static void test_fire_does_not_unwatch(void **state)
@@ -345,7 +415,8 @@ static void test_fire_does_not_unwatch(void **state)
 	struct reg_key k = proc_key(1, 1);
 
 	add_ok(w->r, s, 1, k);
-	registry_target_fire(w->r, &k, on_fire, w);
+	fire(w->r, k, 1);
+	pop_one(w->r, s);
 	assert_int_equal(w->unwatch_calls, 0);
 }
 
@@ -356,8 +427,9 @@ static void test_fire_unknown_target_returns_zero(void **state)
 	struct reg_key k = proc_key(1, 1), unknown = proc_key(2, 2);
 
 	add_ok(w->r, s, 1, k);
-	assert_int_equal(registry_target_fire(w->r, &unknown, on_fire, w), 0);
-	assert_int_equal(w->fire_calls, 0);
+	assert_int_equal(fire(w->r, unknown, 1), 0);
+	assert_int_equal(registry_queued_count(w->r), 0);
+	assert_int_equal(w->queued_calls, 0);
 	assert_int_equal(registry_monitor_count(w->r), 1);
 }
 
@@ -369,9 +441,10 @@ static void test_fire_twice_second_is_noop(void **state)
 
 	add_ok(w->r, s, 1, k);
 	add_ok(w->r, s, 2, k);
-	assert_int_equal(registry_target_fire(w->r, &k, on_fire, w), 2);
-	assert_int_equal(registry_target_fire(w->r, &k, on_fire, w), 0);
-	assert_int_equal(w->fire_calls, 2);
+	assert_int_equal(fire(w->r, k, 1), 2);
+	assert_int_equal(fire(w->r, k, 2), 0);
+	assert_int_equal(registry_sub_queued(s), 2);
+	assert_int_equal(w->queued_calls, 1);
 }
 
 static void test_fire_skips_removed_monitor(void **state)
@@ -384,12 +457,126 @@ static void test_fire_skips_removed_monitor(void **state)
 	add_ok(w->r, s, 2, k);
 	add_ok(w->r, s, 3, k);
 	assert_int_equal(registry_monitor_remove(w->r, s, 2), 0);
-	assert_int_equal(registry_target_fire(w->r, &k, on_fire, w), 2);
-	assert_int_equal(w->fired[0].ref, 1);
-	assert_int_equal(w->fired[1].ref, 3);
+	assert_int_equal(fire(w->r, k, 1), 2);
+	assert_int_equal(pop_one(w->r, s).ref, 1);
+	assert_int_equal(pop_one(w->r, s).ref, 3);
+	assert_int_equal(registry_sub_queued(s), 0);
 }
 
-static void test_fired_monitor_ref_can_be_reused(void **state)
+static void test_queued_callback_once_per_empty_to_nonempty_transition(void **state)
+{
+	struct world *w = *state;
+	struct reg_sub *s1 = registry_sub_new(w->r, NULL);
+	struct reg_sub *s2 = registry_sub_new(w->r, NULL);
+	struct reg_key a = proc_key(1, 1), b = proc_key(2, 2), c = proc_key(3, 3);
+	struct zm_down out[8];
+
+	add_ok(w->r, s1, 1, a);
+	add_ok(w->r, s2, 1, a);
+	add_ok(w->r, s1, 2, a);       /* s1 gets two DOWNs from one fire: one call */
+	add_ok(w->r, s1, 3, b);
+	add_ok(w->r, s1, 4, c);
+
+	fire(w->r, a, 1);             /* s1 and s2: empty -> non-empty */
+	assert_int_equal(w->queued_calls, 2);
+	assert_true((w->queued[0].sub == s1 && w->queued[1].sub == s2) ||
+		    (w->queued[0].sub == s2 && w->queued[1].sub == s1));
+	fire(w->r, b, 2);             /* s1 was not empty: no call */
+	assert_int_equal(w->queued_calls, 2);
+	assert_int_equal(registry_sub_pop(w->r, s1, out, 8), 3);
+	fire(w->r, c, 3);             /* s1 empty again */
+	assert_int_equal(w->queued_calls, 3);
+	assert_ptr_equal(w->queued[2].sub, s1);
+}
+
+static void test_queued_callback_sees_the_whole_fire(void **state)
+{
+	struct world *w = *state;
+	struct reg_sub *s1 = registry_sub_new(w->r, NULL);
+	struct reg_sub *s2 = registry_sub_new(w->r, NULL);
+	struct reg_key k = proc_key(1, 1);
+
+	add_ok(w->r, s1, 1, k);
+	add_ok(w->r, s2, 1, k);
+	add_ok(w->r, s1, 2, k);
+	add_ok(w->r, s2, 2, k);
+	add_ok(w->r, s1, 3, k);
+	fire(w->r, k, 1);
+	assert_int_equal(w->queued_calls, 2);
+	for (size_t i = 0; i < 2; i++) {
+		assert_int_equal(w->queued[i].sub_queued, w->queued[i].sub == s1 ? 3 : 2);
+		assert_int_equal(w->queued[i].all_queued, 5);
+	}
+}
+
+static void test_fire_without_queued_callback_still_queues(void **state)
+{
+	struct registry *r = registry_new(NULL, NULL);
+	struct reg_sub *s;
+	struct reg_key k = proc_key(1, 1);
+
+	(void)state;
+	assert_non_null(r);
+	s = registry_sub_new(r, NULL);
+	add_ok(r, s, 1, k);
+	assert_int_equal(fire(r, k, 1), 1);
+	assert_int_equal(registry_sub_queued(s), 1);
+	assert_int_equal(pop_one(r, s).ref, 1);
+	registry_free(r);
+}
+
+/* ---- popping ------------------------------------------------------------ */
+
+static void test_pop_respects_max_and_fifo_across_targets(void **state)
+{
+	struct world *w = *state;
+	struct reg_sub *s = registry_sub_new(w->r, NULL);
+	struct reg_key a = proc_key(1, 1), b = proc_key(2, 2), c = proc_key(3, 3);
+	struct zm_down out[4];
+
+	/* Fire order a, c, b; add order within each. */
+	add_ok(w->r, s, 10, a);
+	add_ok(w->r, s, 20, b);
+	add_ok(w->r, s, 30, c);
+	add_ok(w->r, s, 11, a);
+	add_ok(w->r, s, 31, c);
+	add_ok(w->r, s, 21, b);
+	fire(w->r, a, 1);
+	fire(w->r, c, 2);
+	fire(w->r, b, 3);
+
+	assert_int_equal(registry_sub_pop(w->r, s, out, 0), 0);
+	assert_int_equal(registry_sub_pop(w->r, s, out, 4), 4);
+	assert_down(&out[0], 10, a);
+	assert_down(&out[1], 11, a);
+	assert_down(&out[2], 30, c);
+	assert_down(&out[3], 31, c);
+	assert_int_equal(registry_sub_queued(s), 2);
+	assert_int_equal(registry_sub_pop(w->r, s, out, 1), 1);
+	assert_down(&out[0], 20, b);
+	assert_int_equal(registry_sub_pop(w->r, s, out, 4), 1);
+	assert_down(&out[0], 21, b);
+	assert_int_equal(registry_sub_pop(w->r, s, out, 4), 0);
+}
+
+static void test_pop_takes_only_that_subscribers_downs(void **state)
+{
+	struct world *w = *state;
+	struct reg_sub *s1 = registry_sub_new(w->r, NULL);
+	struct reg_sub *s2 = registry_sub_new(w->r, NULL);
+	struct reg_key k = proc_key(1, 1);
+	struct zm_down out[4];
+
+	add_ok(w->r, s1, 1, k);
+	add_ok(w->r, s2, 2, k);
+	fire(w->r, k, 1);
+	assert_int_equal(registry_sub_pop(w->r, s1, out, 4), 1);
+	assert_int_equal(out[0].ref, 1);
+	assert_int_equal(registry_sub_queued(s2), 1);
+	assert_true(registry_monitor_find(w->r, s2, 2, NULL));
+}
+
+static void test_popped_ref_becomes_reusable_and_not_before(void **state)
 {
 	struct world *w = *state;
 	struct reg_sub *s = registry_sub_new(w->r, NULL);
@@ -397,7 +584,13 @@ static void test_fired_monitor_ref_can_be_reused(void **state)
 	bool is_new = false;
 
 	add_ok(w->r, s, 1, k);
-	registry_target_fire(w->r, &k, on_fire, w);
+	fire(w->r, k, 1);
+	assert_true(registry_monitor_find(w->r, s, 1, NULL));
+	assert_int_equal(registry_monitor_add(w->r, s, 1, &k2, &is_new), -EEXIST);
+	assert_false(registry_target_exists(w->r, &k2));
+
+	pop_one(w->r, s);
+	assert_false(registry_monitor_find(w->r, s, 1, NULL));
 	assert_int_equal(registry_monitor_add(w->r, s, 1, &k2, &is_new), 0);
 	assert_true(is_new);
 	/* The old target came back as new: the caller re-arms the watch. */
@@ -405,15 +598,93 @@ static void test_fired_monitor_ref_can_be_reused(void **state)
 	assert_true(is_new);
 }
 
-static void test_fire_without_callback_still_forgets(void **state)
+static void test_oldest_ns_follows_the_head(void **state)
+{
+	struct world *w = *state;
+	struct reg_sub *s = registry_sub_new(w->r, NULL);
+	struct reg_key a = proc_key(1, 1), b = proc_key(2, 2);
+
+	assert_int_equal(registry_sub_oldest_ns(s), 0);
+	add_ok(w->r, s, 1, a);
+	add_ok(w->r, s, 2, a);
+	add_ok(w->r, s, 3, b);
+	fire(w->r, a, 1000);
+	assert_int_equal(registry_sub_oldest_ns(s), 1000);
+	fire(w->r, b, 2000);
+	assert_int_equal(registry_sub_oldest_ns(s), 1000);
+	pop_one(w->r, s);
+	assert_int_equal(registry_sub_oldest_ns(s), 1000);
+	pop_one(w->r, s);
+	assert_int_equal(registry_sub_oldest_ns(s), 2000);
+	pop_one(w->r, s);
+	assert_int_equal(registry_sub_oldest_ns(s), 0);
+}
+
+static void test_oldest_ns_moves_when_head_is_demonitored(void **state)
+{
+	struct world *w = *state;
+	struct reg_sub *s = registry_sub_new(w->r, NULL);
+	struct reg_key a = proc_key(1, 1), b = proc_key(2, 2);
+
+	add_ok(w->r, s, 1, a);
+	add_ok(w->r, s, 2, b);
+	fire(w->r, a, 1000);
+	fire(w->r, b, 2000);
+	assert_int_equal(registry_monitor_remove(w->r, s, 1), 1);
+	assert_int_equal(registry_sub_oldest_ns(s), 2000);
+}
+
+/* ---- demonitor of queued DOWNs ----------------------------------------- */
+
+static void test_demonitor_queued_ref_returns_one_and_is_never_popped(void **state)
+{
+	struct world *w = *state;
+	struct reg_sub *s = registry_sub_new(w->r, NULL);
+	struct reg_key k = proc_key(1, 1);
+	struct zm_down out[4];
+
+	add_ok(w->r, s, 1, k);
+	add_ok(w->r, s, 2, k);
+	add_ok(w->r, s, 3, k);
+	fire(w->r, k, 1);
+	assert_int_equal(registry_monitor_remove(w->r, s, 2), 1);
+	assert_false(registry_monitor_find(w->r, s, 2, NULL));
+	assert_int_equal(registry_monitor_remove(w->r, s, 2), -ENOENT);
+	assert_int_equal(registry_sub_queued(s), 2);
+	assert_int_equal(registry_sub_pop(w->r, s, out, 4), 2);
+	assert_int_equal(out[0].ref, 1);
+	assert_int_equal(out[1].ref, 3);
+	assert_int_equal(w->unwatch_calls, 0);    /* the target is already gone */
+}
+
+static void test_demonitor_armed_ref_returns_zero(void **state)
 {
 	struct world *w = *state;
 	struct reg_sub *s = registry_sub_new(w->r, NULL);
 	struct reg_key k = proc_key(1, 1);
 
 	add_ok(w->r, s, 1, k);
-	assert_int_equal(registry_target_fire(w->r, &k, NULL, NULL), 1);
-	assert_int_equal(registry_monitor_count(w->r), 0);
+	assert_int_equal(registry_monitor_remove(w->r, s, 1), 0);
+	assert_int_equal(registry_queued_count(w->r), 0);
+}
+
+static void test_demonitor_every_queued_down_of_a_target_frees_its_death(void **state)
+{
+	struct world *w = *state;
+	struct reg_sub *s1 = registry_sub_new(w->r, NULL);
+	struct reg_sub *s2 = registry_sub_new(w->r, NULL);
+	struct reg_key k = proc_key(1, 1);
+
+	/* Popped, demonitored, and left to sub_free: the shared death must be
+	 * freed exactly once, after the last (ASan/LSan check both ways). */
+	add_ok(w->r, s1, 1, k);
+	add_ok(w->r, s2, 1, k);
+	add_ok(w->r, s1, 2, k);
+	fire(w->r, k, 1);
+	pop_one(w->r, s1);
+	assert_int_equal(registry_monitor_remove(w->r, s2, 1), 1);
+	assert_int_equal(registry_monitor_remove(w->r, s1, 2), 1);
+	assert_int_equal(registry_queued_count(w->r), 0);
 }
 
 /* ---- removing ----------------------------------------------------------- */
@@ -513,6 +784,30 @@ static void test_sub_free_drops_all_and_unwatches_only_emptied_targets(void **st
 	assert_true(registry_monitor_find(w->r, s2, 2, NULL));
 }
 
+static void test_sub_free_with_queued_downs_frees_them(void **state)
+{
+	struct world *w = *state;
+	struct reg_sub *s1 = registry_sub_new(w->r, NULL);
+	struct reg_sub *s2 = registry_sub_new(w->r, NULL);
+	struct reg_key a = proc_key(1, 1), b = proc_key(2, 2), c = proc_key(3, 3);
+
+	/* s1 holds queued DOWNs of two targets, one death shared with s2, and
+	 * an armed monitor; the sanitizers check that all of it is freed. */
+	add_ok(w->r, s1, 1, a);
+	add_ok(w->r, s2, 1, a);
+	add_ok(w->r, s1, 2, b);
+	add_ok(w->r, s1, 3, b);
+	add_ok(w->r, s1, 4, c);
+	fire(w->r, a, 1);
+	fire(w->r, b, 2);
+	registry_sub_free(w->r, s1);
+	assert_int_equal(registry_queued_count(w->r), 1);
+	assert_int_equal(registry_monitor_count(w->r), 0);
+	assert_int_equal(w->unwatch_calls, 1);    /* c only: a and b had fired */
+	assert_true(key_equal(&w->unwatched[0], &c));
+	assert_int_equal(pop_one(w->r, s2).ref, 1);
+}
+
 static void test_sub_free_null_is_noop(void **state)
 {
 	struct world *w = *state;
@@ -573,16 +868,61 @@ static void test_counts_follow_adds_removes_fires_and_sub_frees(void **state)
 	assert_int_equal(registry_target_count(w->r), 2);
 	assert_int_equal(registry_sub_monitors(s1), 1);
 
-	registry_target_fire(w->r, &k2, on_fire, w);
+	fire(w->r, k2, 1);
 	assert_int_equal(registry_monitor_count(w->r), 1);
+	assert_int_equal(registry_queued_count(w->r), 2);
 	assert_int_equal(registry_target_count(w->r), 1);
 	assert_int_equal(registry_sub_monitors(s1), 0);
+	assert_int_equal(registry_sub_queued(s1), 1);
 	assert_int_equal(registry_sub_monitors(s2), 1);
+	assert_int_equal(registry_sub_queued(s2), 1);
 
 	registry_sub_free(w->r, s2);
 	assert_int_equal(registry_monitor_count(w->r), 0);
+	assert_int_equal(registry_queued_count(w->r), 1);
 	assert_int_equal(registry_target_count(w->r), 0);
 	assert_int_equal(registry_sub_count(w->r), 1);
+}
+
+static void test_armed_and_queued_counts_exact_through_fire_pop_remove(void **state)
+{
+	struct world *w = *state;
+	struct reg_sub *s1 = registry_sub_new(w->r, NULL);
+	struct reg_sub *s2 = registry_sub_new(w->r, NULL);
+	struct reg_key a = proc_key(1, 1), b = proc_key(2, 2);
+	struct zm_down out[8];
+
+#define COUNTS(armed, queued, armed1, queued1, armed2, queued2) do {            \
+		assert_int_equal(registry_monitor_count(w->r), armed);         \
+		assert_int_equal(registry_queued_count(w->r), queued);         \
+		assert_int_equal(registry_sub_monitors(s1), armed1);           \
+		assert_int_equal(registry_sub_queued(s1), queued1);            \
+		assert_int_equal(registry_sub_monitors(s2), armed2);           \
+		assert_int_equal(registry_sub_queued(s2), queued2);            \
+	} while (0)
+
+	for (uint64_t ref = 1; ref <= 4; ref++) {
+		add_ok(w->r, s1, ref, a);
+		add_ok(w->r, s2, ref, ref % 2 ? a : b);
+	}
+	add_ok(w->r, s1, 5, b);
+	COUNTS(9, 0, 5, 0, 4, 0);
+	fire(w->r, a, 1);                                  /* s1: 1-4, s2: 1, 3 */
+	COUNTS(3, 6, 1, 4, 2, 2);
+	assert_int_equal(registry_sub_pop(w->r, s1, out, 3), 3);
+	COUNTS(3, 3, 1, 1, 2, 2);
+	assert_int_equal(registry_monitor_remove(w->r, s2, 3), 1);   /* queued */
+	COUNTS(3, 2, 1, 1, 2, 1);
+	assert_int_equal(registry_monitor_remove(w->r, s2, 2), 0);   /* armed */
+	COUNTS(2, 2, 1, 1, 1, 1);
+	fire(w->r, b, 2);
+	COUNTS(0, 4, 0, 2, 0, 2);
+	assert_int_equal(registry_sub_pop(w->r, s2, out, 8), 2);
+	COUNTS(0, 2, 0, 2, 0, 0);
+	registry_sub_free(w->r, s1);
+	assert_int_equal(registry_monitor_count(w->r), 0);
+	assert_int_equal(registry_queued_count(w->r), 0);
+#undef COUNTS
 }
 
 struct visit {
@@ -627,6 +967,25 @@ static void test_free_with_live_monitors_calls_nothing(void **state)
 	assert_int_equal(w->unwatch_calls, 0);
 }
 
+static void test_free_with_queued_downs_frees_them(void **state)
+{
+	struct world *w = *state;
+	struct reg_sub *s1 = registry_sub_new(w->r, NULL);
+	struct reg_sub *s2 = registry_sub_new(w->r, NULL);
+	struct reg_key a = proc_key(1, 1), b = proc_key(2, 2);
+
+	add_ok(w->r, s1, 1, a);
+	add_ok(w->r, s2, 1, a);
+	add_ok(w->r, s1, 2, b);
+	add_ok(w->r, s2, 2, b);
+	fire(w->r, a, 1);
+	fire(w->r, b, 2);
+	pop_one(w->r, s2);
+	registry_free(w->r);          /* the sanitizers check for leaks and double frees */
+	w->r = NULL;
+	assert_int_equal(w->unwatch_calls, 0);
+}
+
 /* ---- allocation failure ------------------------------------------------- */
 
 static void test_alloc_failure_on_new_target_leaves_registry_unchanged(void **state)
@@ -664,6 +1023,47 @@ static void test_alloc_failure_on_known_target_leaves_registry_unchanged(void **
 	assert_int_equal(registry_target_monitors(w->r, &k), 1);
 	assert_int_equal(registry_monitor_count(w->r), 1);
 	assert_false(registry_monitor_find(w->r, s, 2, NULL));
+}
+
+static void test_fire_alloc_failure_leaves_registry_unchanged(void **state)
+{
+	struct world *w = *state;
+	struct reg_sub *s1 = registry_sub_new(w->r, NULL);
+	struct reg_sub *s2 = registry_sub_new(w->r, NULL);
+	struct reg_key k = proc_key(1, 1), other = proc_key(2, 2);
+	struct zm_down d;
+
+	add_ok(w->r, s1, 1, k);
+	add_ok(w->r, s2, 1, k);
+	add_ok(w->r, s1, 2, k);
+	add_ok(w->r, s1, 3, other);
+	fire(w->r, other, 1);                  /* s1 has one DOWN queued already */
+
+	fail_nth_alloc(1);
+	assert_int_equal(fire(w->r, k, 2), -ENOMEM);
+	assert_int_equal(alloc_calls, 1);
+	registry_set_calloc(NULL);
+	assert_true(registry_target_exists(w->r, &k));
+	assert_int_equal(registry_target_monitors(w->r, &k), 3);
+	assert_int_equal(registry_monitor_count(w->r), 3);
+	assert_int_equal(registry_queued_count(w->r), 1);
+	assert_int_equal(registry_sub_monitors(s1), 2);
+	assert_int_equal(registry_sub_queued(s1), 1);
+	assert_int_equal(registry_sub_monitors(s2), 1);
+	assert_int_equal(registry_sub_queued(s2), 0);
+	assert_int_equal(registry_sub_oldest_ns(s1), 1);
+	assert_int_equal(w->queued_calls, 1);
+
+	/* The retry works and keeps the add order. */
+	assert_int_equal(fire(w->r, k, 3), 3);
+	d = pop_one(w->r, s1);
+	assert_down(&d, 3, other);
+	d = pop_one(w->r, s1);
+	assert_down(&d, 1, k);
+	d = pop_one(w->r, s1);
+	assert_down(&d, 2, k);
+	d = pop_one(w->r, s2);
+	assert_down(&d, 1, k);
 }
 
 static void test_table_growth_failure_is_not_an_error(void **state)
@@ -708,48 +1108,76 @@ static void test_sub_new_alloc_failure_returns_null(void **state)
 
 /* ---- scale -------------------------------------------------------------- */
 
-struct order_check {
-	uint64_t next_ref;
-	size_t calls;
-	bool in_order;
-};
-
-static void on_fire_ordered(void *ctx, struct reg_sub *s, uint64_t ref, const struct reg_key *key)
-{
-	struct order_check *o = ctx;
-
-	(void)s;
-	(void)key;
-	if (ref != o->next_ref)
-		o->in_order = false;
-	o->next_ref++;
-	o->calls++;
-}
-
-static void test_hundred_thousand_monitors_one_target_fire(void **state)
+static void test_hundred_thousand_monitors_one_target_ten_subs_each_popped_once(void **state)
 {
 	struct world *w = *state;
-	struct reg_sub *s1 = registry_sub_new(w->r, NULL);
-	struct reg_sub *s2 = registry_sub_new(w->r, NULL);
+	enum { NSUBS = 10, N = 100000, BATCH = 777 };
+	struct reg_sub *subs[NSUBS];
 	struct reg_key k = proc_key(4242, 1);
-	struct order_check o = { .next_ref = 1, .in_order = true };
-	const uint64_t n = 100000;
+	uint8_t *seen = calloc(N + 1, 1);
+	struct zm_down *out = calloc(BATCH, sizeof(*out));
+	size_t total = 0;
 
-	/* Alternate subscribers; refs 1..n in order of addition. */
-	for (uint64_t ref = 1; ref <= n; ref++)
-		add_ok(w->r, ref % 2 ? s1 : s2, ref, k);
-	assert_int_equal(registry_target_count(w->r), 1);
-	assert_int_equal(registry_target_monitors(w->r, &k), n);
-	assert_int_equal(registry_monitor_count(w->r), n);
+	assert_non_null(seen);
+	assert_non_null(out);
+	for (size_t i = 0; i < NSUBS; i++)
+		subs[i] = registry_sub_new(w->r, NULL);
+	/* Ref r goes to subscriber r % NSUBS: refs are unique across subs, so
+	 * one array tells whether any DOWN came twice or to the wrong sub. */
+	for (uint64_t ref = 1; ref <= N; ref++)
+		add_ok(w->r, subs[ref % NSUBS], ref, k);
+	assert_int_equal(registry_target_monitors(w->r, &k), N);
 
-	assert_int_equal(registry_target_fire(w->r, &k, on_fire_ordered, &o), n);
-	assert_int_equal(o.calls, n);
-	assert_true(o.in_order);
+	assert_int_equal(fire(w->r, k, 5), N);
+	assert_int_equal(w->queued_calls, NSUBS);
+	assert_int_equal(registry_queued_count(w->r), N);
 	assert_int_equal(registry_monitor_count(w->r), 0);
+	for (size_t i = 0; i < NSUBS; i++) {
+		uint64_t last = 0;
+		size_t n;
+
+		assert_int_equal(registry_sub_queued(subs[i]), N / NSUBS);
+		while ((n = registry_sub_pop(w->r, subs[i], out, BATCH)) > 0) {
+			for (size_t j = 0; j < n; j++) {
+				uint64_t ref = out[j].ref;
+
+				assert_true(ref >= 1 && ref <= N);
+				assert_int_equal(ref % NSUBS, i);
+				assert_true(ref > last);           /* add order */
+				assert_int_equal(seen[ref], 0);
+				seen[ref] = 1;
+				last = ref;
+				assert_int_equal(out[j].pid, 4242);
+			}
+			total += n;
+		}
+	}
+	assert_int_equal(total, N);
+	assert_int_equal(registry_queued_count(w->r), 0);
 	assert_int_equal(registry_target_count(w->r), 0);
-	assert_int_equal(registry_sub_monitors(s1), 0);
-	assert_int_equal(registry_sub_monitors(s2), 0);
 	assert_int_equal(w->unwatch_calls, 0);
+	free(out);
+	free(seen);
+}
+
+/* Fan-out is O(1) per DOWN and allocates nothing per DOWN: firing a million
+ * monitors makes exactly one allocation, the shared death. */
+static void test_fire_of_million_monitors_allocates_once(void **state)
+{
+	struct world *w = *state;
+	enum { NSUBS = 4, N = 1000000 };
+	struct reg_key k = proc_key(77, 1);
+	struct reg_sub *subs[NSUBS];
+
+	for (size_t i = 0; i < NSUBS; i++)
+		subs[i] = registry_sub_new(w->r, NULL);
+	for (uint64_t ref = 1; ref <= N; ref++)
+		add_ok(w->r, subs[ref % NSUBS], ref, k);
+	count_allocs();
+	assert_int_equal(fire(w->r, k, 1), N);
+	assert_int_equal(alloc_calls, 1);
+	registry_set_calloc(NULL);
+	assert_int_equal(registry_queued_count(w->r), N);
 }
 
 /* A small deterministic PRNG (xorshift64*), so failures reproduce. */
@@ -842,10 +1270,15 @@ static void test_many_targets_grow_tables(void **state)
 		struct reg_key k = proc_key(i, i * 3);
 
 		if (i % 20 == 0)
-			assert_int_equal(registry_target_fire(w->r, &k, NULL, NULL), 1);
+			assert_int_equal(fire(w->r, k, i), 1);
 	}
-	for (size_t i = 10; i < N; i += 20)
-		assert_true(registry_monitor_find(w->r, s2, i + 1, NULL));
+	assert_int_equal(registry_monitor_count(w->r), N / 20);
+	assert_int_equal(registry_queued_count(w->r), N / 20);
+	for (size_t i = 0; i < N; i += 20)
+		assert_int_equal(pop_one(w->r, s2).ref, i + 1);
+	assert_int_equal(registry_sub_queued(s2), 0);
+	for (size_t i = 0; i < N; i += 10)
+		assert_int_equal(registry_monitor_find(w->r, s2, i + 1, NULL), i % 20 != 0);
 	assert_int_equal(registry_monitor_count(w->r), N / 20);
 	free(live);
 }
@@ -935,32 +1368,47 @@ int main(void)
 		T(test_keys_differing_in_one_field_are_distinct_targets),
 		T(test_key_padding_is_ignored),
 		T(test_monitor_find_unknown_ref_is_false),
-		T(test_fire_calls_every_monitor_once_in_order),
-		T(test_fire_forgets_target_and_its_monitors),
+		T(test_fire_queues_downs_in_add_order_per_subscriber),
+		T(test_fire_disarms_monitors_and_forgets_target),
+		T(test_find_reports_queued_monitor_with_its_key),
 		T(test_fire_does_not_unwatch),
 		T(test_fire_unknown_target_returns_zero),
 		T(test_fire_twice_second_is_noop),
 		T(test_fire_skips_removed_monitor),
-		T(test_fired_monitor_ref_can_be_reused),
-		T(test_fire_without_callback_still_forgets),
+		T(test_queued_callback_once_per_empty_to_nonempty_transition),
+		T(test_queued_callback_sees_the_whole_fire),
+		T(test_fire_without_queued_callback_still_queues),
+		T(test_pop_respects_max_and_fifo_across_targets),
+		T(test_pop_takes_only_that_subscribers_downs),
+		T(test_popped_ref_becomes_reusable_and_not_before),
+		T(test_oldest_ns_follows_the_head),
+		T(test_oldest_ns_moves_when_head_is_demonitored),
+		T(test_demonitor_queued_ref_returns_one_and_is_never_popped),
+		T(test_demonitor_armed_ref_returns_zero),
+		T(test_demonitor_every_queued_down_of_a_target_frees_its_death),
 		T(test_remove_last_monitor_unwatches_target),
 		T(test_remove_not_last_does_not_unwatch),
 		T(test_remove_unknown_ref_is_enoent),
 		T(test_remove_twice_second_is_enoent),
 		T(test_removed_ref_can_be_reused),
 		T(test_sub_free_drops_all_and_unwatches_only_emptied_targets),
+		T(test_sub_free_with_queued_downs_frees_them),
 		T(test_sub_free_null_is_noop),
 		T(test_sub_ids_count_from_one_and_are_never_reused),
 		T(test_sub_keeps_its_owner),
 		T(test_counts_follow_adds_removes_fires_and_sub_frees),
+		T(test_armed_and_queued_counts_exact_through_fire_pop_remove),
 		T(test_foreach_target_visits_each_target_once),
 		T(test_free_with_live_monitors_calls_nothing),
+		T(test_free_with_queued_downs_frees_them),
 		T(test_alloc_failure_on_new_target_leaves_registry_unchanged),
 		T(test_alloc_failure_on_known_target_leaves_registry_unchanged),
+		T(test_fire_alloc_failure_leaves_registry_unchanged),
 		T(test_table_growth_failure_is_not_an_error),
 		T(test_registry_new_alloc_failure_returns_null),
 		T(test_sub_new_alloc_failure_returns_null),
-		T(test_hundred_thousand_monitors_one_target_fire),
+		T(test_hundred_thousand_monitors_one_target_ten_subs_each_popped_once),
+		T(test_fire_of_million_monitors_allocates_once),
 		T(test_many_targets_grow_tables),
 		T(test_lookups_stay_exact_while_tables_resize),
 		T(test_sub_free_of_many_targets_unwatches_each),

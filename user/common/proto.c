@@ -266,7 +266,34 @@ size_t zm_enc_down(uint8_t *out, const struct zm_down *m)
 	put_le32(out + 24, (uint32_t)m->value);
 	put_le32(out + 28, m->pid);
 	put_le64(out + 32, m->start_ticks);
-	return ZM_DOWN_LEN;
+	if (m->kind != ZM_TARGET_TCP)
+		return ZM_DOWN_LEN;
+	/* The TCP tail: how it closed, and which connection it was. */
+	out[40] = m->tcp_how;
+	out[41] = m->tcp_old_state;
+	out[42] = m->tuple.family;
+	out[43] = 0;
+	put_le16(out + 44, m->tuple.sport);
+	put_le16(out + 46, m->tuple.dport);
+	memcpy(out + 48, m->tuple.saddr, 16);
+	memcpy(out + 64, m->tuple.daddr, 16);
+	return ZM_DOWN_LEN + ZM_DOWN_TCP_TAIL_LEN;
+}
+
+size_t zm_enc_monitor_tcp(uint8_t *out, const struct zm_monitor_tcp *m)
+{
+	put_le64(out + 0, m->ref);
+	out[8] = m->by;
+	out[9] = m->tuple.family;
+	put_le16(out + 10, 0);
+	put_le32(out + 12, m->flags);
+	put_le64(out + 16, m->cookie);
+	memcpy(out + 24, m->tuple.saddr, 16);
+	memcpy(out + 40, m->tuple.daddr, 16);
+	put_le16(out + 56, m->tuple.sport);
+	put_le16(out + 58, m->tuple.dport);
+	put_le32(out + 60, 0);
+	return ZM_MONITOR_TCP_LEN;
 }
 
 size_t zm_enc_error(uint8_t *out, const struct zm_error *m)
@@ -428,6 +455,10 @@ int zm_dec_down(const struct zm_record *r, struct zm_down *ret)
 
 	if (r->len < ZM_DOWN_LEN)
 		return -EBADMSG;
+	/* Kind TCP has a tail; any other kind ignores bytes past 40. */
+	if (get_le16(p + 16) == ZM_TARGET_TCP && r->len < ZM_DOWN_LEN + ZM_DOWN_TCP_TAIL_LEN)
+		return -EBADMSG;
+	memset(ret, 0, sizeof(*ret));
 	ret->ref = get_le64(p + 0);
 	ret->time_ns = get_le64(p + 8);
 	ret->kind = get_le16(p + 16);
@@ -436,6 +467,34 @@ int zm_dec_down(const struct zm_record *r, struct zm_down *ret)
 	ret->value = (int32_t)get_le32(p + 24);
 	ret->pid = get_le32(p + 28);
 	ret->start_ticks = get_le64(p + 32);
+	if (ret->kind != ZM_TARGET_TCP)
+		return 0;
+	ret->tcp_how = p[40];
+	ret->tcp_old_state = p[41];
+	ret->tuple.family = p[42];
+	ret->tuple.sport = get_le16(p + 44);
+	ret->tuple.dport = get_le16(p + 46);
+	memcpy(ret->tuple.saddr, p + 48, 16);
+	memcpy(ret->tuple.daddr, p + 64, 16);
+	return 0;
+}
+
+int zm_dec_monitor_tcp(const struct zm_record *r, struct zm_monitor_tcp *ret)
+{
+	const uint8_t *p = r->body;
+
+	if (r->len < ZM_MONITOR_TCP_LEN)
+		return -EBADMSG;
+	memset(ret, 0, sizeof(*ret));
+	ret->ref = get_le64(p + 0);
+	ret->by = p[8];
+	ret->tuple.family = p[9];
+	ret->flags = get_le32(p + 12);
+	ret->cookie = get_le64(p + 16);
+	memcpy(ret->tuple.saddr, p + 24, 16);
+	memcpy(ret->tuple.daddr, p + 40, 16);
+	ret->tuple.sport = get_le16(p + 56);
+	ret->tuple.dport = get_le16(p + 58);
 	return 0;
 }
 
@@ -473,6 +532,7 @@ const char *zm_rec_type_name(uint16_t type)
 	case ZM_REC_DEMONITOR: return "DEMONITOR";
 	case ZM_REC_SYNC: return "SYNC";
 	case ZM_REC_STATUS: return "STATUS";
+	case ZM_REC_MONITOR_TCP: return "MONITOR_TCP";
 	case ZM_REC_DOWN: return "DOWN";
 	case ZM_REC_ERROR: return "ERROR";
 	case ZM_REC_SYNCED: return "SYNCED";
@@ -487,6 +547,8 @@ const char *zm_reason_name(uint16_t reason)
 	case ZM_REASON_EXITED: return "exited";
 	case ZM_REASON_KILLED: return "killed";
 	case ZM_REASON_NOPROC: return "noproc";
+	case ZM_REASON_TCP_CLOSED: return "tcp_closed";
+	case ZM_REASON_NOCONNECTION: return "noconnection";
 	}
 	return "unknown";
 }

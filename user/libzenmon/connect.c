@@ -276,6 +276,7 @@ ZM_EXPORT void zm_close(struct zm_client *c)
 	free(c->fds);
 	zm_buf_free(&c->out);
 	zm_buf_free(&c->in);
+	free(c->batch);
 	lzm_refset_free(&c->active);
 	free(c->status_text);
 	free(c);
@@ -284,6 +285,20 @@ ZM_EXPORT void zm_close(struct zm_client *c)
 ZM_EXPORT int zm_fd(const struct zm_client *c)
 {
 	return c ? c->fd : -EINVAL;
+}
+
+ZM_EXPORT int zm_limits(const struct zm_client *c, uint32_t *ret_rate, uint32_t *ret_batch,
+			uint32_t *ret_window_us)
+{
+	if (!c)
+		return -EINVAL;
+	if (ret_rate)
+		*ret_rate = c->welcome.max_rate;
+	if (ret_batch)
+		*ret_batch = c->welcome.max_batch;
+	if (ret_window_us)
+		*ret_window_us = c->welcome.batch_window_us;
+	return 0;
 }
 
 ZM_EXPORT size_t zm_pending(const struct zm_client *c)
@@ -310,6 +325,21 @@ ZM_EXPORT const char *zm_reason_str(enum zm_down_reason reason)
 	case ZM_DOWN_EXITED: return "exited";
 	case ZM_DOWN_KILLED: return "killed";
 	case ZM_DOWN_NOPROC: return "noproc";
+	case ZM_DOWN_TCP_CLOSED: return "tcp_closed";
+	case ZM_DOWN_NOCONNECTION: return "noconnection";
+	}
+	return "unknown";
+}
+
+ZM_EXPORT const char *zm_tcp_how_str(enum zm_tcp_how how)
+{
+	switch (how) {
+	case ZM_TCP_HOW_NONE: return "none";
+	case ZM_TCP_HOW_FIN: return "fin";
+	case ZM_TCP_HOW_RESET_RX: return "reset_rx";
+	case ZM_TCP_HOW_RESET_TX: return "reset_tx";
+	case ZM_TCP_HOW_TIMEOUT: return "timeout";
+	case ZM_TCP_HOW_ERROR: return "error";
 	}
 	return "unknown";
 }

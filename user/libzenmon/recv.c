@@ -1,13 +1,21 @@
 // SPDX-License-Identifier: LGPL-2.1 OR BSD-2-Clause
 /*
  * Replies: read what the agent sent, check each frame whole, then act on
- * its records. DOWNs are filtered against the active set at the moment they
- * are handed over, which is what makes zm_demonitor() final: a DOWN already
- * read, or still in the socket, finds its reference gone and is dropped.
+ * its records. One parser serves both ways of taking DOWNs: the DOWNs of a
+ * frame are decoded into c->batch and handed to a zm_batch_fn in chunks,
+ * of the whole frame for zm_dispatch_batch() and of one DOWN for
+ * zm_dispatch() (whose zm_down_fn sits behind recv_one_by_one()).
  *
- * Callbacks run with records pointing into c->in; nothing a callback may
- * call (zm_monitor_*, zm_demonitor, zm_flush) touches c->in, and the calls
- * that would (zm_dispatch, zm_wait, zm_sync, zm_status) refuse with -EBUSY.
+ * DOWNs are filtered against the active set at the moment their chunk is
+ * handed over, which is what makes zm_demonitor() final: a DOWN already
+ * read, or still in the socket, finds its reference gone and is dropped.
+ * With chunks of one that holds even for a DOWN later in the same frame as
+ * the one whose callback demonitored it.
+ *
+ * Callbacks run with records pointing into c->in and DOWNs in c->batch;
+ * nothing a callback may call (zm_monitor_*, zm_demonitor, zm_flush)
+ * touches either, and the calls that would (the dispatches and waits,
+ * zm_sync, zm_status) refuse with -EBUSY.
  */
 #include <errno.h>
 #include <poll.h>
@@ -17,16 +25,57 @@
 
 #include "internal.h"
 
-/* The fixed body length of the record types we act on; 0 for the rest. */
-static size_t recv_min_len(uint16_t type)
+/* At most this many dispatches to read a dead connection's last bytes. */
+#define RECV_DRAIN_MAX 64
+
+/* Where a dispatch hands DOWNs: fn (NULL: nowhere, only counted) gets at
+ * most chunk of them per call. */
+struct recv_sink {
+	zm_batch_fn fn;
+	void *userdata;
+	size_t chunk;
+};
+
+/* zm_dispatch()'s callback behind the batch interface. */
+struct recv_single {
+	zm_down_fn on_down;
+	void *userdata;
+};
+
+static void recv_one_by_one(struct zm_client *c, const struct zm_down_info *downs, size_t n,
+			    void *userdata)
 {
-	switch (type) {
-	case ZM_REC_DOWN: return ZM_DOWN_LEN;
-	case ZM_REC_ERROR: return ZM_ERROR_LEN;
-	case ZM_REC_SYNCED: return ZM_SYNCED_LEN;
-	case ZM_REC_STATUS_REPLY: return ZM_STATUS_REPLY_LEN;
+	const struct recv_single *s = userdata;
+
+	for (size_t i = 0; i < n; i++)
+		s->on_down(c, &downs[i], s->userdata);
+}
+
+static struct recv_sink recv_sink_single(struct recv_single *s, zm_down_fn on_down, void *userdata)
+{
+	s->on_down = on_down;
+	s->userdata = userdata;
+	return (struct recv_sink){ .fn = on_down ? recv_one_by_one : NULL, .userdata = s, .chunk = 1 };
+}
+
+static struct recv_sink recv_sink_batch(zm_batch_fn on_batch, void *userdata)
+{
+	return (struct recv_sink){ .fn = on_batch, .userdata = userdata, .chunk = SIZE_MAX };
+}
+
+/* Is a record we act on long enough to decode? Types we skip always are.
+ * A DOWN's length depends on its kind: the codec knows. */
+static bool recv_record_ok(const struct zm_record *rec)
+{
+	struct zm_down d;
+
+	switch (rec->type) {
+	case ZM_REC_DOWN: return zm_dec_down(rec, &d) == 0;
+	case ZM_REC_ERROR: return rec->len >= ZM_ERROR_LEN;
+	case ZM_REC_SYNCED: return rec->len >= ZM_SYNCED_LEN;
+	case ZM_REC_STATUS_REPLY: return rec->len >= ZM_STATUS_REPLY_LEN;
 	}
-	return 0;
+	return true;
 }
 
 /* Has the zm_sync() / zm_status() in progress got its answer? */
@@ -40,42 +89,124 @@ static bool recv_status_done(const struct zm_client *c)
 	return c->status_text || c->request_error;
 }
 
+/* The read side is over (EOF, a read error): so is the connection. */
+static int recv_end(struct zm_client *c)
+{
+	c->rd_done = true;
+	return lzm_fail(c, -ENOTCONN);
+}
+
 static int recv_protocol_error(struct zm_client *c)
 {
 	lzm_fail(c, -EPROTO);
+	c->rd_done = true;
 	/* Unusable now: let the agent drop our monitors at once. */
 	shutdown(c->fd, SHUT_RDWR);
 	return -EPROTO;
 }
 
-static void recv_down(struct zm_client *c, const struct zm_record *rec, zm_down_fn on_down,
-		      void *userdata, int *downs)
+/* Make room for n decoded DOWNs in c->batch (empty on entry). 0 or -ENOMEM. */
+static int recv_reserve_batch(struct zm_client *c, size_t n)
 {
-	struct zm_down d;
-	struct zm_down_info info = { 0 };
+	struct zm_down_info *b;
+	size_t cap;
 
-	(void)zm_dec_down(rec, &d);   /* length checked already */
-	if (!lzm_refset_remove(&c->active, d.ref))
-		return;   /* demonitored, already down, or never ours */
-
-	info.ref = d.ref;
-	info.time_ns = d.time_ns;
-	info.kind = (enum zm_kind)d.kind;
-	info.reason = (enum zm_down_reason)d.reason;
-	info.pid = (pid_t)d.pid;
-	info.start_ticks = d.start_ticks;
-	if (d.reason == ZM_REASON_EXITED) {
-		info.status = d.value;
-	} else if (d.reason == ZM_REASON_KILLED) {
-		info.signal = d.value;
-		info.core_dumped = d.flags & ZM_DOWN_CORE_DUMPED;
-	}
-	(*downs)++;
-	if (on_down)
-		on_down(c, &info, userdata);
+	if (n <= c->batch_cap)
+		return 0;
+	/* n is at most a frame's record count (a u16): no overflow. */
+	for (cap = c->batch_cap ? c->batch_cap : 64; cap < n; cap *= 2)
+		;
+	b = malloc(cap * sizeof(*b));   /* nothing in the old one to keep */
+	if (!b)
+		return -ENOMEM;
+	free(c->batch);
+	c->batch = b;
+	c->batch_cap = cap;
+	return 0;
 }
 
-static void recv_error(struct zm_client *c, const struct zm_record *rec)
+/* The wire's tuple as the API's endpoints; family 0 (unknown) stays all 0. */
+static void recv_decode_endpoints(const struct zm_tcp_tuple *t, struct zm_tcp_endpoints *e)
+{
+	size_t alen;
+
+	if (t->family == AF_INET)
+		alen = sizeof(e->local.v4);
+	else if (t->family == AF_INET6)
+		alen = sizeof(e->local.v6);
+	else
+		return;   /* unknown: nothing we could name */
+	e->family = t->family;
+	memcpy(&e->local, t->saddr, alen);
+	memcpy(&e->remote, t->daddr, alen);
+	e->local_port = t->sport;
+	e->remote_port = t->dport;
+}
+
+static void recv_decode_down(const struct zm_record *rec, struct zm_down_info *info)
+{
+	struct zm_down d;
+
+	(void)zm_dec_down(rec, &d);   /* checked already */
+	*info = (struct zm_down_info){
+		.ref = d.ref,
+		.time_ns = d.time_ns,
+		.kind = (enum zm_kind)d.kind,
+		.reason = (enum zm_down_reason)d.reason,
+	};
+	if (d.kind == ZM_TARGET_TCP) {
+		info->cookie = d.start_ticks;
+		if (d.reason == ZM_REASON_TCP_CLOSED) {
+			info->tcp_how = (enum zm_tcp_how)d.tcp_how;
+			info->tcp_errno = d.value;
+		}
+		info->tcp_old_state = d.tcp_old_state;
+		recv_decode_endpoints(&d.tuple, &info->tcp);
+		return;
+	}
+	info->pid = (pid_t)d.pid;
+	info->start_ticks = d.start_ticks;
+	if (d.reason == ZM_REASON_EXITED) {
+		info->status = d.value;
+	} else if (d.reason == ZM_REASON_KILLED) {
+		info->signal = d.value;
+		info->core_dumped = d.flags & ZM_DOWN_CORE_DUMPED;
+	}
+}
+
+/*
+ * Hand over the DOWNs collected in c->batch, chunk by chunk, dropping each
+ * whose reference is no longer active (demonitored, already down, or never
+ * ours). A reference leaves the active set only as its chunk is formed, so
+ * a callback's zm_demonitor() of a reference not yet handed over works.
+ * The survivors are packed to the front in place: no copy elsewhere.
+ */
+static void recv_deliver(struct zm_client *c, const struct recv_sink *k, int *downs)
+{
+	struct zm_down_info *d = c->batch;
+	size_t n = c->batch_len, i = 0, w = 0;
+
+	c->batch_len = 0;
+	while (i < n) {
+		size_t first = w;
+
+		for (; i < n && w - first < k->chunk; i++) {
+			if (!lzm_refset_remove(&c->active, d[i].ref))
+				continue;
+			if (w != i)
+				d[w] = d[i];
+			w++;
+		}
+		if (w == first)
+			continue;
+		*downs += (int)(w - first);
+		if (k->fn)
+			k->fn(c, d + first, w - first, k->userdata);
+	}
+}
+
+static void recv_error(struct zm_client *c, const struct zm_record *rec, const struct recv_sink *k,
+		       int *downs)
 {
 	struct zm_error e;
 	struct zm_error_info info;
@@ -91,8 +222,13 @@ static void recv_error(struct zm_client *c, const struct zm_record *rec)
 	 * dropped, zm_demonitor() kept its promise, nobody needs to know. */
 	if (e.request == ZM_REC_DEMONITOR && e.code == ENOENT)
 		return;
+	/* Callbacks see records in wire order: the DOWNs before this ERROR
+	 * go first (only then is a frame's batch split). */
+	if (c->on_error)
+		recv_deliver(c, k, downs);
 	/* A monitor the agent refused was never set: no DOWN will come. */
-	if (e.ref && (e.request == ZM_REC_MONITOR_PROC || e.request == ZM_REC_MONITOR_PIDFD))
+	if (e.ref && (e.request == ZM_REC_MONITOR_PROC || e.request == ZM_REC_MONITOR_PIDFD ||
+		      e.request == ZM_REC_MONITOR_TCP))
 		lzm_refset_remove(&c->active, e.ref);
 	/* zm_sync() and zm_status() learn of their request's failure. */
 	if (e.request == ZM_REC_SYNC && c->sync_token && !c->sync_done) {
@@ -126,13 +262,15 @@ static void recv_status_reply(struct zm_client *c, const struct zm_record *rec)
 	c->status_text = text;
 }
 
-/* Act on every whole frame in c->in. 0, or -EPROTO. */
-static int recv_parse(struct zm_client *c, zm_down_fn on_down, void *userdata, int *downs)
+/* Act on every whole frame in c->in. 0, -EPROTO, or -ENOMEM (the frame
+ * that did not fit stays buffered, untouched, for the next call). */
+static int recv_parse(struct zm_client *c, const struct recv_sink *k, int *downs)
 {
 	for (;;) {
 		struct zm_frame f;
 		struct zm_record_iter it;
 		struct zm_record rec;
+		size_t n_downs = 0;
 		int r;
 
 		r = zm_frame_parse(zm_buf_head(&c->in), zm_buf_pending(&c->in), ZM_FRAME_MAX, &f);
@@ -143,20 +281,25 @@ static int recv_parse(struct zm_client *c, zm_down_fn on_down, void *userdata, i
 
 		/* Check the whole frame before acting on any of it. */
 		zm_record_iter_init(&it, &f);
-		while ((r = zm_record_next(&it, &rec)) > 0)
-			if (rec.len < recv_min_len(rec.type))
+		while ((r = zm_record_next(&it, &rec)) > 0) {
+			if (!recv_record_ok(&rec))
 				return recv_protocol_error(c);
+			n_downs += rec.type == ZM_REC_DOWN;
+		}
 		if (r < 0)
 			return recv_protocol_error(c);
+		r = recv_reserve_batch(c, n_downs);
+		if (r < 0)
+			return r;
 
 		zm_record_iter_init(&it, &f);
 		while (zm_record_next(&it, &rec) > 0) {
 			switch (rec.type) {
 			case ZM_REC_DOWN:
-				recv_down(c, &rec, on_down, userdata, downs);
+				recv_decode_down(&rec, &c->batch[c->batch_len++]);
 				break;
 			case ZM_REC_ERROR:
-				recv_error(c, &rec);
+				recv_error(c, &rec, k, downs);
 				break;
 			case ZM_REC_SYNCED: {
 				uint64_t token;
@@ -173,60 +316,108 @@ static int recv_parse(struct zm_client *c, zm_down_fn on_down, void *userdata, i
 				break;   /* a newer agent's record: not for us */
 			}
 		}
+		recv_deliver(c, k, downs);
 		zm_buf_consume(&c->in, f.len);
 	}
 }
 
-ZM_EXPORT int zm_dispatch(struct zm_client *c, zm_down_fn on_down, void *userdata)
+/* Room for one read at the end of c->in. The partial frame left at the
+ * front slides down first, so the buffer stays near one read plus one
+ * frame instead of growing with every read that ends mid-frame. */
+static int recv_make_room(struct zm_buf *b)
+{
+	if (b->cap - b->len < LZM_READ_CHUNK && b->off > 0) {
+		memmove(b->data, b->data + b->off, b->len - b->off);
+		b->len -= b->off;
+		b->off = 0;
+	}
+	return zm_buf_reserve(b, LZM_READ_CHUNK);
+}
+
+/* Both dispatches: flush, then read and act on up to LZM_READ_BUDGET bytes. */
+static int recv_dispatch(struct zm_client *c, const struct recv_sink *k)
 {
 	size_t budget = LZM_READ_BUDGET;
-	bool eof = false;
 	int downs = 0, r;
 
-	if (!c)
-		return -EINVAL;
 	if (c->dispatching)
 		return -EBUSY;
-	if (c->dead)
+	if (c->dead && c->rd_done)
 		return -ENOTCONN;
 
 	/* A send error marks the connection dead, but read on: the agent may
-	 * have said why before it closed. */
-	(void)zm_flush(c);
+	 * have said why before it closed, and that must reach the callbacks
+	 * before we say -ENOTCONN. */
+	if (!c->dead)
+		(void)zm_flush(c);
 
 	c->dispatching = true;
-	r = recv_parse(c, on_down, userdata, &downs);
+	r = recv_parse(c, k, &downs);
 	while (r == 0 && budget > 0) {
 		ssize_t n;
 
-		r = zm_buf_reserve(&c->in, LZM_READ_CHUNK);
+		r = recv_make_room(&c->in);
 		if (r < 0)
 			break;
 		n = recv(c->fd, c->in.data + c->in.len, LZM_READ_CHUNK, MSG_DONTWAIT);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			if (errno != EAGAIN)
-				lzm_fail(c, -ENOTCONN);
+			/* Nothing more now. On a dead connection nothing more
+			 * will come either: the agent hung up (EOF is usual,
+			 * ECONNRESET when it left our requests unread). */
+			if (errno != EAGAIN || c->dead)
+				recv_end(c);
 			break;
 		}
 		if (n == 0) {
-			eof = true;
+			recv_end(c);
 			break;
 		}
 		c->in.len += (size_t)n;
 		budget -= (size_t)n < budget ? (size_t)n : budget;
-		r = recv_parse(c, on_down, userdata, &downs);
+		r = recv_parse(c, k, &downs);
 	}
 	c->dispatching = false;
 
 	if (r < 0)
 		return r;
-	if (eof)
-		return lzm_fail(c, -ENOTCONN);
-	if (c->dead)
+	if (c->rd_done)
 		return -ENOTCONN;
 	return downs;
+}
+
+/* A dead connection: hand over what the agent sent before it went, then
+ * -ENOTCONN (or the dispatch's own error). */
+static int recv_drain(struct zm_client *c, const struct recv_sink *k)
+{
+	for (int i = 0; i < RECV_DRAIN_MAX; i++) {
+		int r = recv_dispatch(c, k);
+
+		if (r < 0)
+			return r;
+	}
+	c->rd_done = true;
+	return -ENOTCONN;
+}
+
+ZM_EXPORT int zm_dispatch(struct zm_client *c, zm_down_fn on_down, void *userdata)
+{
+	struct recv_single s;
+	struct recv_sink k = recv_sink_single(&s, on_down, userdata);
+
+	if (!c)
+		return -EINVAL;
+	return recv_dispatch(c, &k);
+}
+
+ZM_EXPORT int zm_dispatch_batch(struct zm_client *c, zm_batch_fn on_batch, void *userdata)
+{
+	struct recv_sink k = recv_sink_batch(on_batch, userdata);
+
+	if (!c)
+		return -EINVAL;
+	return recv_dispatch(c, &k);
 }
 
 /* Has c->in a whole frame (or garbage) that a dispatch would act on? */
@@ -242,7 +433,8 @@ static int recv_poll(struct zm_client *c, int ms)
 {
 	struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
 
-	if (recv_has_frame(c))
+	/* A dead connection has only its last bytes left: go and read them. */
+	if (c->dead || recv_has_frame(c))
 		return 1;
 	if (zm_buf_pending(&c->out) > 0)
 		pfd.events |= POLLOUT;
@@ -251,30 +443,47 @@ static int recv_poll(struct zm_client *c, int ms)
 	return pfd.revents != 0;
 }
 
-ZM_EXPORT int zm_wait(struct zm_client *c, int timeout_ms, zm_down_fn on_down, void *userdata)
+static int recv_wait(struct zm_client *c, int timeout_ms, const struct recv_sink *k)
 {
 	int r;
 
-	if (!c)
-		return -EINVAL;
 	if (c->dispatching)
 		return -EBUSY;
-	if (c->dead)
+	if (c->dead && c->rd_done)
 		return -ENOTCONN;
 	r = recv_poll(c, timeout_ms < 0 ? -1 : timeout_ms);
 	if (r <= 0)
 		return r;
-	return zm_dispatch(c, on_down, userdata);
+	return recv_dispatch(c, k);
+}
+
+ZM_EXPORT int zm_wait(struct zm_client *c, int timeout_ms, zm_down_fn on_down, void *userdata)
+{
+	struct recv_single s;
+	struct recv_sink k = recv_sink_single(&s, on_down, userdata);
+
+	if (!c)
+		return -EINVAL;
+	return recv_wait(c, timeout_ms, &k);
+}
+
+ZM_EXPORT int zm_wait_batch(struct zm_client *c, int timeout_ms, zm_batch_fn on_batch, void *userdata)
+{
+	struct recv_sink k = recv_sink_batch(on_batch, userdata);
+
+	if (!c)
+		return -EINVAL;
+	return recv_wait(c, timeout_ms, &k);
 }
 
 /* Dispatch until done(c) or the deadline. 0, -ETIMEDOUT, or a dispatch error. */
 static int recv_until(struct zm_client *c, bool (*done)(const struct zm_client *c), int timeout_ms,
-		      zm_down_fn on_down, void *userdata)
+		      const struct recv_sink *k)
 {
 	uint64_t deadline = lzm_deadline(timeout_ms);
 
 	for (;;) {
-		int r = zm_dispatch(c, on_down, userdata);
+		int r = recv_dispatch(c, k);
 
 		if (r < 0)
 			return r;
@@ -289,8 +498,10 @@ static int recv_until(struct zm_client *c, bool (*done)(const struct zm_client *
 	}
 }
 
-/* Queue a SYNC or STATUS with a fresh token. */
-static int recv_queue_token(struct zm_client *c, uint16_t type, uint64_t *ret_token)
+/* Queue a SYNC or STATUS with a fresh token. On a dead connection, hand
+ * over what is left to read and fail with -ENOTCONN. */
+static int recv_queue_token(struct zm_client *c, uint16_t type, const struct recv_sink *k,
+			    uint64_t *ret_token)
 {
 	uint8_t body[8];
 	int r;
@@ -298,7 +509,7 @@ static int recv_queue_token(struct zm_client *c, uint16_t type, uint64_t *ret_to
 	if (c->dispatching)
 		return -EBUSY;
 	if (c->dead)
-		return -ENOTCONN;
+		return c->rd_done ? -ENOTCONN : recv_drain(c, k);
 	r = lzm_queue(c, type, body, zm_enc_u64(body, c->next_token));
 	if (r < 0)
 		return r;
@@ -309,15 +520,17 @@ static int recv_queue_token(struct zm_client *c, uint16_t type, uint64_t *ret_to
 
 ZM_EXPORT int zm_sync(struct zm_client *c, int timeout_ms, zm_down_fn on_down, void *userdata)
 {
+	struct recv_single s;
+	struct recv_sink k = recv_sink_single(&s, on_down, userdata);
 	int r;
 
 	if (!c)
 		return -EINVAL;
-	r = recv_queue_token(c, ZM_REC_SYNC, &c->sync_token);
+	r = recv_queue_token(c, ZM_REC_SYNC, &k, &c->sync_token);
 	if (r < 0)
 		return r;
 	c->sync_done = false;
-	r = recv_until(c, recv_synced, timeout_ms, on_down, userdata);
+	r = recv_until(c, recv_synced, timeout_ms, &k);
 	if (r == 0)
 		r = c->request_error;
 	/* A SYNCED that comes after a timeout matches nothing. */
@@ -329,14 +542,16 @@ ZM_EXPORT int zm_sync(struct zm_client *c, int timeout_ms, zm_down_fn on_down, v
 ZM_EXPORT int zm_status(struct zm_client *c, int timeout_ms, char **ret_text,
 			zm_down_fn on_down, void *userdata)
 {
+	struct recv_single s;
+	struct recv_sink k = recv_sink_single(&s, on_down, userdata);
 	int r;
 
 	if (!c || !ret_text)
 		return -EINVAL;
-	r = recv_queue_token(c, ZM_REC_STATUS, &c->status_token);
+	r = recv_queue_token(c, ZM_REC_STATUS, &k, &c->status_token);
 	if (r < 0)
 		return r;
-	r = recv_until(c, recv_status_done, timeout_ms, on_down, userdata);
+	r = recv_until(c, recv_status_done, timeout_ms, &k);
 	if (r == 0)
 		r = c->request_error;
 	if (r == 0) {

@@ -4,10 +4,11 @@
  * (the library picks the reference, so nothing waits for the agent) and go
  * out on zm_flush(), many records per frame and many frames per send().
  *
- * A pidfd rides as SCM_RIGHTS with the first byte of the frame that holds
- * its MONITOR_PIDFD record: the agent keeps passed fds in arrival order and
- * hands one to each MONITOR_PIDFD it parses, so an fd must arrive no later
- * than its record. A frame that carries pidfds (at most 253, SCM_MAX_FD)
+ * A passed fd (a pidfd, or a socket to monitor) rides as SCM_RIGHTS with the
+ * first byte of the frame that holds its MONITOR_PIDFD or MONITOR_TCP (by
+ * fd) record: the agent keeps passed fds in arrival order, in one queue for
+ * both, and hands one to each such record it parses, so an fd must arrive no
+ * later than its record. A frame that carries fds (at most 253, SCM_MAX_FD)
  * therefore starts at a send boundary: flushing sends plain bytes up to it,
  * then one sendmsg() with its fds, whose bytes run up to the next such
  * frame. The kernel delivers the fds with the first of those bytes however
@@ -80,6 +81,70 @@ void lzm_maybe_flush(struct zm_client *c)
 		(void)zm_flush(c);
 }
 
+/*
+ * Queue one MONITOR record, whose body names reference c->next_ref, and make
+ * that reference active. With fd >= 0 the record is one that claims a passed
+ * fd (MONITOR_PIDFD, MONITOR_TCP by fd): fd is dup'd, and the dup rides with
+ * the frame that holds the record. Everything or nothing: on failure no
+ * reference, record or fd is left behind.
+ */
+static int send_monitor(struct zm_client *c, uint16_t type, const void *body, size_t len, int fd,
+			uint64_t *ret_ref)
+{
+	uint64_t ref = c->next_ref, pos;
+	int dup_fd = -1, r;
+
+	if (c->dead)
+		return -ENOTCONN;
+	if (fd >= 0) {
+		r = send_reserve_fd(c);
+		if (r < 0)
+			return r;
+	}
+	r = lzm_refset_add(&c->active, ref);
+	if (r < 0)
+		return r;
+	if (fd >= 0) {
+		dup_fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+		if (dup_fd < 0) {
+			r = -errno;
+			lzm_refset_remove(&c->active, ref);
+			return r;
+		}
+		/* The open frame has not been sent (zm_flush() closes it
+		 * first), so its start can still carry fds: join it, unless it
+		 * already carries as many as one sendmsg() can. */
+		if (send_open_frame_pos(c) == c->fd_frame_pos &&
+		    c->fd_frame_count >= LZM_MAX_FDS_PER_MSG)
+			zm_frame_end(&c->w);
+	}
+	r = lzm_queue(c, type, body, len);
+	if (r < 0) {
+		if (dup_fd >= 0)
+			close(dup_fd);
+		lzm_refset_remove(&c->active, ref);
+		return r;
+	}
+	if (dup_fd >= 0) {
+		/* lzm_queue() may still have opened a new frame (the open one
+		 * was full): the fd goes with whichever frame holds the record. */
+		pos = send_open_frame_pos(c);
+		if (pos != c->fd_frame_pos) {
+			c->fd_frame_pos = pos;
+			c->fd_frame_count = 0;
+		}
+		c->fds[c->fd_len].pos = pos;
+		c->fds[c->fd_len].fd = dup_fd;
+		c->fd_len++;
+		c->fd_frame_count++;
+	}
+	c->next_ref++;
+	if (ret_ref)
+		*ret_ref = ref;
+	lzm_maybe_flush(c);
+	return 0;
+}
+
 static int send_monitor_proc(struct zm_client *c, pid_t pid, uint32_t flags, uint64_t start_ticks,
 			     uint64_t *ret_ref)
 {
@@ -90,23 +155,8 @@ static int send_monitor_proc(struct zm_client *c, pid_t pid, uint32_t flags, uin
 		.start_ticks = start_ticks,
 	};
 	uint8_t body[ZM_MONITOR_PROC_LEN];
-	int r;
 
-	if (c->dead)
-		return -ENOTCONN;
-	r = lzm_refset_add(&c->active, m.ref);
-	if (r < 0)
-		return r;
-	r = lzm_queue(c, ZM_REC_MONITOR_PROC, body, zm_enc_monitor_proc(body, &m));
-	if (r < 0) {
-		lzm_refset_remove(&c->active, m.ref);
-		return r;
-	}
-	c->next_ref++;
-	if (ret_ref)
-		*ret_ref = m.ref;
-	lzm_maybe_flush(c);
-	return 0;
+	return send_monitor(c, ZM_REC_MONITOR_PROC, body, zm_enc_monitor_proc(body, &m), -1, ret_ref);
 }
 
 ZM_EXPORT int zm_monitor_pid(struct zm_client *c, pid_t pid, uint64_t *ret_ref)
@@ -127,55 +177,63 @@ ZM_EXPORT int zm_monitor_pidfd(struct zm_client *c, int pidfd, uint64_t *ret_ref
 {
 	struct zm_monitor_pidfd m = { 0 };
 	uint8_t body[ZM_MONITOR_PIDFD_LEN];
-	uint64_t pos;
-	int fd, r;
 
 	if (!c || pidfd < 0)
 		return -EINVAL;
-	if (c->dead)
-		return -ENOTCONN;
-	r = send_reserve_fd(c);
-	if (r < 0)
-		return r;
 	m.ref = c->next_ref;
-	r = lzm_refset_add(&c->active, m.ref);
-	if (r < 0)
-		return r;
-	fd = fcntl(pidfd, F_DUPFD_CLOEXEC, 3);
-	if (fd < 0) {
-		r = -errno;
-		lzm_refset_remove(&c->active, m.ref);
-		return r;
-	}
+	return send_monitor(c, ZM_REC_MONITOR_PIDFD, body, zm_enc_monitor_pidfd(body, &m), pidfd,
+			    ret_ref);
+}
 
-	/* The open frame has not been sent (zm_flush() closes it first), so
-	 * its start can still carry fds: join it, unless it already carries
-	 * as many as one sendmsg() can. */
-	if (send_open_frame_pos(c) == c->fd_frame_pos && c->fd_frame_count >= LZM_MAX_FDS_PER_MSG)
-		zm_frame_end(&c->w);
-	r = lzm_queue(c, ZM_REC_MONITOR_PIDFD, body, zm_enc_monitor_pidfd(body, &m));
-	if (r < 0) {
-		close(fd);
-		lzm_refset_remove(&c->active, m.ref);
-		return r;
-	}
-	/* lzm_queue() may still have opened a new frame (the open one was
-	 * full): the fd goes with whichever frame holds the record. */
-	pos = send_open_frame_pos(c);
-	if (pos != c->fd_frame_pos) {
-		c->fd_frame_pos = pos;
-		c->fd_frame_count = 0;
-	}
-	c->fds[c->fd_len].pos = pos;
-	c->fds[c->fd_len].fd = fd;
-	c->fd_len++;
-	c->fd_frame_count++;
+/* MONITOR_TCP of any form; fd >= 0 for ZM_TCP_BY_FD. */
+static int send_monitor_tcp(struct zm_client *c, struct zm_monitor_tcp *m, int fd, uint64_t *ret_ref)
+{
+	uint8_t body[ZM_MONITOR_TCP_LEN];
 
-	c->next_ref++;
-	if (ret_ref)
-		*ret_ref = m.ref;
-	lzm_maybe_flush(c);
-	return 0;
+	m->ref = c->next_ref;
+	return send_monitor(c, ZM_REC_MONITOR_TCP, body, zm_enc_monitor_tcp(body, m), fd, ret_ref);
+}
+
+ZM_EXPORT int zm_monitor_tcp_fd(struct zm_client *c, int sockfd, uint64_t *ret_ref)
+{
+	struct zm_monitor_tcp m = { .by = ZM_TCP_BY_FD };
+
+	if (!c || sockfd < 0)
+		return -EINVAL;
+	return send_monitor_tcp(c, &m, sockfd, ret_ref);
+}
+
+ZM_EXPORT int zm_monitor_tcp_cookie(struct zm_client *c, uint64_t cookie, uint64_t *ret_ref)
+{
+	struct zm_monitor_tcp m = { .by = ZM_TCP_BY_COOKIE, .cookie = cookie };
+
+	/* The kernel hands out cookies from 1: 0 names no socket. */
+	if (!c || cookie == 0)
+		return -EINVAL;
+	return send_monitor_tcp(c, &m, -1, ret_ref);
+}
+
+ZM_EXPORT int zm_monitor_tcp_tuple(struct zm_client *c, const struct zm_tcp_endpoints *e,
+				   uint64_t *ret_ref)
+{
+	struct zm_monitor_tcp m = { .by = ZM_TCP_BY_TUPLE };
+	size_t alen;
+
+	if (!c || !e)
+		return -EINVAL;
+	if (e->family == AF_INET)
+		alen = sizeof(e->local.v4);
+	else if (e->family == AF_INET6)
+		alen = sizeof(e->local.v6);
+	else
+		return -EINVAL;
+	/* The wire's address fields are 16 bytes; IPv4 fills the first 4. */
+	m.tuple.family = (uint8_t)e->family;
+	memcpy(m.tuple.saddr, &e->local, alen);
+	memcpy(m.tuple.daddr, &e->remote, alen);
+	m.tuple.sport = e->local_port;
+	m.tuple.dport = e->remote_port;
+	return send_monitor_tcp(c, &m, -1, ret_ref);
 }
 
 ZM_EXPORT int zm_demonitor(struct zm_client *c, uint64_t ref, unsigned int flags)

@@ -12,13 +12,35 @@
 
 #include "zenmon.h"
 
-/* "1234 exited status=3 ref=1\n", "1235 killed signal=9 (SIGKILL) ref=2\n",
- * "1236 killed signal=6 (SIGABRT) core dumped ref=3\n", "1237 noproc ref=4\n". */
+/*
+ * One line per DOWN. A process:
+ *   "1234 exited status=3 ref=1\n", "1235 killed signal=9 (SIGKILL) ref=2\n",
+ *   "1236 killed signal=6 (SIGABRT) core dumped ref=3\n", "1237 noproc ref=4\n".
+ * A TCP connection (its ends first when known, cookie when nonzero):
+ *   "127.0.0.1:5000 -> 127.0.0.1:41234 tcp_closed how=reset_rx errno=104 (ECONNRESET) cookie=9 ref=1\n"
+ *   "[::1]:5000 -> [::1]:41234 tcp_closed how=fin cookie=9 ref=2\n"
+ *   "noconnection cookie=77 ref=3\n"
+ */
 void ctl_format_down_text(FILE *f, const struct zm_down_info *d);
 
-/* One JSON object and a newline: ref, pid, start_ticks (when nonzero),
- * reason, then status | signal, signal_name, core_dumped, then time_ns. */
+/*
+ * One JSON object and a newline. A process: ref, pid, start_ticks (when
+ * nonzero), reason, then status | signal, signal_name, core_dumped, then
+ * time_ns. A TCP connection: ref, "kind":"tcp", cookie (when nonzero),
+ * family ("ipv4"/"ipv6"), local, remote ("ADDR:PORT", when known), reason,
+ * then for tcp_closed how, errno, errno_name (null if none), then old_state
+ * (when known), time_ns.
+ */
 void ctl_format_down_json(FILE *f, const struct zm_down_info *d);
+
+/* "127.0.0.1:5000", "[::1]:5000": one end of a connection, in buf (64 bytes
+ * are always enough). family AF_INET or AF_INET6; "?" for another. */
+const char *ctl_format_endpoint(int family, const union zm_inet_addr *addr, uint16_t port,
+				char *buf, size_t len);
+
+/* "ESTABLISHED", "FIN_WAIT2": a TCP state as the kernel names it, without
+ * its TCP_ prefix; NULL for 0 or a number the kernel does not use. */
+const char *ctl_format_tcp_state_name(int state);
 
 /* s as a JSON string, quotes included: control characters escaped, invalid
  * UTF-8 replaced by U+FFFD, so the output is always valid JSON. */

@@ -2,7 +2,8 @@
 /*
  * `zenmonctl status`: the STATUS_REPLY text, parsed and shown. One table
  * names every known line once, with its wire name (also its JSON key) and
- * its label for people, so the two outputs cannot disagree.
+ * its label for people, so the two outputs cannot disagree. Lines not in
+ * the table reach JSON only, generically, when their value is an integer.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -16,18 +17,30 @@
 static const struct {
 	const char *key;               /* on the wire and in JSON */
 	const char *label;             /* in text output */
+	bool rate;                     /* DOWNs per second, 0 = unlimited */
 } status_fields[_CTL_STATUS_N] = {
 	[CTL_STATUS_UPTIME_SECONDS] = { "uptime_seconds", "uptime" },
 	[CTL_STATUS_SUBSCRIBERS] = { "subscribers", "subscribers" },
 	[CTL_STATUS_MONITORS] = { "monitors", "monitors" },
 	[CTL_STATUS_TARGETS] = { "targets", "targets" },
 	[CTL_STATUS_KERNEL_WATCHES] = { "kernel_watches", "kernel watches" },
+	[CTL_STATUS_KERNEL_TCP_WATCHES] = { "kernel_tcp_watches", "kernel TCP watches" },
 	[CTL_STATUS_RINGBUF_DROPPED] = { "ringbuf_dropped", "ring-buffer drops" },
 	[CTL_STATUS_DOWNS_DELIVERED] = { "downs_delivered", "downs delivered" },
 	[CTL_STATUS_KERNEL_EXITS] = { "kernel_exits", "exits seen by kernel" },
 	[CTL_STATUS_KERNEL_MATCHED] = { "kernel_matched", "watched exits" },
+	[CTL_STATUS_KERNEL_TCP_CLOSES] = { "kernel_tcp_closes", "kernel TCP closes" },
+	[CTL_STATUS_KERNEL_TCP_MATCHED] = { "kernel_tcp_matched", "watched TCP closes" },
 	[CTL_STATUS_KERNEL_WAKEUPS] = { "kernel_wakeups", "kernel wakeups" },
+	[CTL_STATUS_DOWNS_QUEUED] = { "downs_queued", "downs queued" },
+	[CTL_STATUS_DOWNS_FLUSHED] = { "downs_flushed", "downs flushed" },
+	[CTL_STATUS_SUBSCRIBERS_DROPPED] = { "subscribers_dropped", "subscribers dropped" },
+	[CTL_STATUS_RATE_LIMIT] = { "rate_limit", "rate limit", true },
+	[CTL_STATUS_GLOBAL_RATE] = { "global_rate", "global rate limit", true },
 };
+
+/* Keys the JSON object uses itself: no status line may take them. */
+static const char *const status_reserved_keys[] = { "version", "subscribers_list", "subscriber" };
 
 /* Width of the label column in text output: the longest label and ':'. */
 #define STATUS_LABEL_WIDTH 22
@@ -50,6 +63,68 @@ static int status_parse_u64(const char *s, size_t len, uint64_t *ret)
 	}
 	*ret = v;
 	return 0;
+}
+
+/* "-12", "7": an integer, as a sign and a u64 magnitude. 0 or -EINVAL/-ERANGE. */
+static int status_parse_int(const char *s, size_t len, struct ctl_status_extra *ret)
+{
+	bool neg = len > 0 && s[0] == '-';
+	uint64_t v;
+	int r;
+
+	r = status_parse_u64(s + neg, len - neg, &v);
+	if (r < 0)
+		return r;
+	if (neg && v > (uint64_t)INT64_MAX + 1)
+		return -ERANGE;
+	ret->magnitude = v;
+	ret->negative = neg && v != 0;
+	return 0;
+}
+
+static bool status_key_in(const char *key, size_t klen, const char *const *set, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strlen(set[i]) == klen && memcmp(key, set[i], klen) == 0)
+			return true;
+	return false;
+}
+
+/* Remember key = value when value is an integer (a later duplicate wins,
+ * in the place of the first). 0 or -ENOMEM; other values are skipped. */
+static int status_add_extra(struct ctl_status_extras *x, const char *key, size_t klen,
+			    const char *value, size_t vlen)
+{
+	struct ctl_status_extra e, *v;
+
+	if (klen == 0 || status_parse_int(value, vlen, &e) < 0)
+		return 0;
+	for (size_t i = 0; i < x->n; i++)
+		if (strlen(x->v[i].key) == klen && memcmp(x->v[i].key, key, klen) == 0) {
+			x->v[i].magnitude = e.magnitude;
+			x->v[i].negative = e.negative;
+			return 0;
+		}
+	e.key = strndup(key, klen);
+	if (!e.key)
+		return -ENOMEM;
+	v = realloc(x->v, (x->n + 1) * sizeof(*v));
+	if (!v) {
+		free(e.key);
+		return -ENOMEM;
+	}
+	x->v = v;
+	x->v[x->n++] = e;
+	return 0;
+}
+
+static void status_free_extras(struct ctl_status_extras *x)
+{
+	for (size_t i = 0; i < x->n; i++)
+		free(x->v[i].key);
+	free(x->v);
+	x->v = NULL;
+	x->n = 0;
 }
 
 /* "id=1 name=x monitors=2 queued=0": the words of a subscriber line. */
@@ -81,17 +156,21 @@ static int status_parse_subscriber(const char *p, const char *end, struct ctl_st
 			free(sub.name);
 			sub.name = strndup(eq + 1, vlen);
 			if (!sub.name)
-				return -ENOMEM;
+				goto nomem;
+		} else if (status_add_extra(&sub.extra, word, klen, eq + 1, vlen) < 0) {
+			goto nomem;
 		}
 	}
 	subs = realloc(s->subs, (s->n_subs + 1) * sizeof(*subs));
-	if (!subs) {
-		free(sub.name);
-		return -ENOMEM;
-	}
+	if (!subs)
+		goto nomem;
 	s->subs = subs;
 	s->subs[s->n_subs++] = sub;
 	return 0;
+nomem:
+	free(sub.name);
+	status_free_extras(&sub.extra);
+	return -ENOMEM;
 }
 
 static int status_parse_line(const char *line, const char *end, struct ctl_status *s)
@@ -123,7 +202,11 @@ static int status_parse_line(const char *line, const char *end, struct ctl_statu
 			s->has[i] = status_parse_u64(value, vlen, &s->value[i]) == 0;
 			return 0;
 		}
-	return 0;   /* a line from a newer agent */
+	/* A line from a newer agent: JSON shows it if it is a number. */
+	if (status_key_in(line, klen, status_reserved_keys,
+			  sizeof(status_reserved_keys) / sizeof(status_reserved_keys[0])))
+		return 0;
+	return status_add_extra(&s->extra, line, klen, value, vlen);
 }
 
 int ctl_status_parse(const char *text, struct ctl_status *ret)
@@ -154,10 +237,13 @@ void ctl_status_free(struct ctl_status *s)
 {
 	if (!s)
 		return;
-	for (size_t i = 0; i < s->n_subs; i++)
+	for (size_t i = 0; i < s->n_subs; i++) {
 		free(s->subs[i].name);
+		status_free_extras(&s->subs[i].extra);
+	}
 	free(s->subs);
 	free(s->version);
+	status_free_extras(&s->extra);
 	memset(s, 0, sizeof(*s));
 }
 
@@ -210,6 +296,11 @@ void ctl_status_print_text(FILE *f, const struct ctl_status *s)
 
 			ctl_status_format_uptime(s->value[i], up, sizeof(up));
 			fprintf(f, "%s\n", up);
+		} else if (status_fields[i].rate) {
+			if (s->value[i])
+				fprintf(f, "%" PRIu64 " DOWNs/s\n", s->value[i]);
+			else
+				fputs("unlimited\n", f);
 		} else {
 			fprintf(f, "%" PRIu64 "\n", s->value[i]);
 		}
@@ -237,6 +328,17 @@ void ctl_status_print_text(FILE *f, const struct ctl_status *s)
 	}
 }
 
+/* ,"key":value for each extra; sep is what goes before the first. */
+static void status_json_extras(FILE *f, const struct ctl_status_extras *x, const char *sep)
+{
+	for (size_t i = 0; i < x->n; i++) {
+		fputs(sep, f);
+		ctl_format_json_string(f, x->v[i].key);
+		fprintf(f, ":%s%" PRIu64, x->v[i].negative ? "-" : "", x->v[i].magnitude);
+		sep = ",";
+	}
+}
+
 void ctl_status_print_json(FILE *f, const struct ctl_status *s)
 {
 	const char *sep = "";
@@ -253,6 +355,9 @@ void ctl_status_print_json(FILE *f, const struct ctl_status *s)
 		fprintf(f, "%s\"%s\":%" PRIu64, sep, status_fields[i].key, s->value[i]);
 		sep = ",";
 	}
+	status_json_extras(f, &s->extra, sep);
+	if (s->extra.n)
+		sep = ",";
 	fprintf(f, "%s\"subscribers_list\":[", sep);
 	for (size_t i = 0; i < s->n_subs; i++) {
 		const struct ctl_status_subscriber *sub = &s->subs[i];
@@ -272,8 +377,11 @@ void ctl_status_print_json(FILE *f, const struct ctl_status *s)
 			fprintf(f, "%s\"monitors\":%" PRIu64, ssep, sub->monitors);
 			ssep = ",";
 		}
-		if (sub->has_queued)
+		if (sub->has_queued) {
 			fprintf(f, "%s\"queued\":%" PRIu64, ssep, sub->queued);
+			ssep = ",";
+		}
+		status_json_extras(f, &sub->extra, ssep);
 		fputc('}', f);
 	}
 	fputs("]}\n", f);

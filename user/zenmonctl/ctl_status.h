@@ -2,8 +2,10 @@
 /*
  * The agent's STATUS_REPLY text ("name value" lines, docs/PROTOCOL.md)
  * parsed into fields, and printed for people (aligned "name: value" lines
- * and a table of subscribers) or for programs (one JSON object). Lines and
- * key=value pairs it does not know are ignored, as the protocol asks.
+ * and a table of subscribers) or for programs (one JSON object). Text
+ * output ignores lines and key=value pairs it does not know, as the
+ * protocol asks; JSON output keeps every one whose value is an integer,
+ * after the known ones, so a newer agent's counters show up unasked.
  */
 #ifndef ZENMONCTL_STATUS_H
 #define ZENMONCTL_STATUS_H
@@ -20,24 +22,46 @@ enum ctl_status_field {
 	CTL_STATUS_MONITORS,
 	CTL_STATUS_TARGETS,
 	CTL_STATUS_KERNEL_WATCHES,
+	CTL_STATUS_KERNEL_TCP_WATCHES,
 	CTL_STATUS_RINGBUF_DROPPED,
 	CTL_STATUS_DOWNS_DELIVERED,
 	CTL_STATUS_KERNEL_EXITS,
 	CTL_STATUS_KERNEL_MATCHED,
+	CTL_STATUS_KERNEL_TCP_CLOSES,
+	CTL_STATUS_KERNEL_TCP_MATCHED,
 	CTL_STATUS_KERNEL_WAKEUPS,
+	CTL_STATUS_DOWNS_QUEUED,
+	CTL_STATUS_DOWNS_FLUSHED,
+	CTL_STATUS_SUBSCRIBERS_DROPPED,
+	CTL_STATUS_RATE_LIMIT,
+	CTL_STATUS_GLOBAL_RATE,
 	_CTL_STATUS_N,
+};
+
+/* A line or key=value pair we do not know, whose value is an integer. */
+struct ctl_status_extra {
+	char *key;
+	uint64_t magnitude;
+	bool negative;
+};
+
+struct ctl_status_extras {
+	struct ctl_status_extra *v;    /* in the order first seen; keys unique */
+	size_t n;
 };
 
 struct ctl_status_subscriber {
 	uint64_t id, monitors, queued;
 	bool has_id, has_monitors, has_queued;
 	char *name;                    /* NULL if the line had none */
+	struct ctl_status_extras extra;
 };
 
 struct ctl_status {
 	char *version;                 /* NULL if absent */
 	uint64_t value[_CTL_STATUS_N];
 	bool has[_CTL_STATUS_N];
+	struct ctl_status_extras extra;
 	struct ctl_status_subscriber *subs;
 	size_t n_subs;
 };

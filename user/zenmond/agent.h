@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "zenmon/proto.h"
+#include "dispatch.h"
 #include "kwatch.h"
 #include "loop.h"
 #include "registry.h"
@@ -23,6 +24,14 @@ struct agent_opts {
 	const char *proc_root;        /* "/proc" */
 	uint64_t wakeup_interval_ns;
 	unsigned int socket_mode;     /* permissions of the socket file */
+	/* Delivery: caps on what a subscriber may ask in HELLO, and the
+	 * values it gets when it asks for none (0 rate = unlimited). */
+	uint32_t max_rate;            /* DOWNs/s per subscriber, 0 = no cap */
+	uint32_t max_batch;           /* DOWNs per frame */
+	uint32_t batch_window_us;
+	uint32_t global_rate;         /* DOWNs/s for all subscribers together, 0 = no cap */
+	uint32_t stall_timeout_s;     /* disconnect a subscriber that reads nothing for this long */
+	uint32_t max_queued;          /* disconnect a subscriber with more DOWNs waiting, 0 = no cap */
 };
 
 struct agent {
@@ -40,15 +49,21 @@ struct agent {
 	bool redrain_armed;
 	struct loop_source check_src;     /* timerfd: periodic drop check */
 	struct loop_source signal_src;    /* signalfd: SIGTERM, SIGINT */
+	struct loop_source dispatch_src;  /* timerfd: the dispatcher's next due time */
+	struct dispatcher dispatcher;
+	struct zm_down *scratch;          /* max_batch DOWNs popped for one frame */
 
 	struct client *clients;           /* all connections */
 	struct client *dirty;             /* clients with output to send */
 	struct pending_exit *pending;     /* targets caught mid-exit, waited on by pidfd */
 
 	uint64_t started_mono_ns;
-	uint64_t downs_queued;
 	uint64_t downs_sent;
+	uint64_t downs_flushed;           /* queued DOWNs a demonitor took back */
+	uint64_t subscribers_dropped;     /* disconnected for not reading */
 	uint64_t rb_dropped_seen;
+	bool rescan_needed;
+	bool dispatch_due;                /* DOWNs were queued since the dispatcher last ran */               /* a fire ran out of memory: rescan the map */
 	uint64_t clients_total;
 };
 
@@ -80,6 +95,13 @@ int client_take_fd(struct client *c);
 struct reg_sub *client_sub(const struct client *c);
 /* Send what is queued, for every client with output. */
 void client_flush_all(struct agent *a);
+/* The dispatcher's and the registry's hooks (client.c). */
+extern const struct dispatch_ops client_dispatch_ops;
+void client_on_queued(void *ctx, struct reg_sub *s);
+/* Disconnect subscribers past --stall-timeout or --max-queued. */
+void client_check_limits(struct agent *a, uint64_t now_ns);
+/* Run the dispatcher now and arm its timer for the next due time. */
+void agent_dispatch(struct agent *a);
 void client_close(struct client *c, const char *why);
 void client_close_all(struct agent *a);
 /* Append "subscriber id=.. name=.. monitors=.. queued=.." lines while the
@@ -91,6 +113,23 @@ int client_status_lines(struct agent *a, struct zm_buf *out, size_t max_len);
 void monitor_proc(struct agent *a, struct client *c, const struct zm_monitor_proc *m);
 void monitor_pidfd(struct agent *a, struct client *c, const struct zm_monitor_pidfd *m, int pidfd);
 void monitor_demonitor(struct agent *a, struct client *c, const struct zm_demonitor *m);
+/* The checks every MONITOR request shares (ref nonzero and free); on
+ * failure the client has its ERROR. */
+bool monitor_check_ref(struct agent *a, struct client *c, uint64_t ref, uint16_t request);
+/* Fire a target: its monitors become queued DOWNs like d. false when out of
+ * memory (nothing changed; a rescan is scheduled). */
+bool monitor_fire(struct agent *a, const struct reg_key *key, const struct zm_down *d);
+/* A monitor whose target was gone before it was set: add it on key and, if
+ * no live target of that identity exists, fire it at once with d. */
+void monitor_queue_gone(struct agent *a, struct client *c, uint64_t ref, const struct reg_key *key,
+			const struct zm_down *d, uint16_t request);
+uint64_t monitor_boot_to_realtime(uint64_t boot_ns);
+
+/* ---- monitor_tcp.c: TCP connection monitors ------------------------------ */
+
+void monitor_tcp(struct agent *a, struct client *c, const struct zm_monitor_tcp *m, int fd);
+void monitor_on_tcp_event(void *ctx, const struct zm_tcp_event *ev);
+
 /* kwatch's event callback: a watched process died. */
 void monitor_on_kernel_event(void *ctx, const struct zm_event *ev);
 /* The registry's unwatch callback. */

@@ -7,11 +7,13 @@
  */
 #include <errno.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "agent.h"
@@ -20,11 +22,17 @@
 #define CLIENT_READ_CHUNK (64U * 1024)
 #define CLIENT_READ_BUDGET (1U << 20)      /* bytes per wakeup, for fairness */
 #define CLIENT_OUT_HIGH (4U << 20)          /* stop reading requests above this */
+#define CLIENT_OUT_WRITABLE (256U * 1024)   /* give it more DOWNs only below this */
 #define CLIENT_MAX_FDS 1024U               /* received and not yet claimed */
 #define CLIENT_CMSG_FDS 253                 /* SCM_MAX_FD */
 
 struct client {
 	struct loop_source src;
+	struct dsub ds;                    /* its place in the dispatcher */
+	bool in_dispatcher;
+	int write_error;                   /* -errno from a write the dispatcher made */
+	uint64_t blocked_since_ns;         /* the socket has been full since then; 0 if not */
+	size_t head_left;                  /* bytes of the frame at the head of out still unsent */
 	struct agent *a;
 	struct reg_sub *sub;
 	struct client *next, *prev;        /* a->clients */
@@ -67,8 +75,6 @@ int client_queue(struct client *c, uint16_t type, const void *body, size_t len)
 	r = zm_frame_add(&c->w, type, body, len);
 	if (r < 0)
 		return r;
-	if (type == ZM_REC_DOWN)
-		c->a->downs_queued++;
 	client_mark_dirty(c);
 	return 0;
 }
@@ -171,6 +177,8 @@ void client_close(struct client *c, const char *why)
 
 	log_debug("client %llu (%s) disconnected (%s); dropping its %zu monitors",
 		  (unsigned long long)registry_sub_id(c->sub), c->name, why, mons);
+	if (c->in_dispatcher)
+		dispatch_remove(&a->dispatcher, &c->ds);
 	loop_del(a->loop, &c->src);
 	close(c->src.fd);
 	while (c->fd_count)
@@ -202,6 +210,30 @@ void client_close_all(struct agent *a)
 		client_close(a->clients, "agent shutting down");
 }
 
+/*
+ * Drop n sent bytes, keeping count of where the frame at the head ends, so
+ * that a last ERROR can be put right after it (client_drop()).
+ */
+static void client_consume_out(struct client *c, size_t n)
+{
+	const uint8_t *p = zm_buf_head(&c->out);
+	size_t left = n;
+
+	while (left > 0) {
+		size_t take;
+
+		/* Frames in out are whole and ours: a header is all there. */
+		if (c->head_left == 0)
+			c->head_left = (size_t)p[0] | (size_t)p[1] << 8 | (size_t)p[2] << 16 |
+				       (size_t)p[3] << 24;
+		take = left < c->head_left ? left : c->head_left;
+		c->head_left -= take;
+		p += take;
+		left -= take;
+	}
+	zm_buf_consume(&c->out, n);
+}
+
 /* Write what is queued. 0, or -errno when the connection is dead. */
 static int client_write(struct client *c)
 {
@@ -213,17 +245,25 @@ static int client_write(struct client *c)
 			if (errno == EINTR)
 				continue;
 			if (errno == EAGAIN) {
+				if (!c->blocked_since_ns)
+					c->blocked_since_ns = agent_now_ns(CLOCK_MONOTONIC);
 				c->want_write = true;
 				client_update_events(c);
 				return 0;
 			}
 			return -errno;
 		}
-		zm_buf_consume(&c->out, (size_t)n);
+		client_consume_out(c, (size_t)n);
 	}
+	c->blocked_since_ns = 0;
 	if (c->want_write) {
 		c->want_write = false;
 		client_update_events(c);
+		/* Back-pressure released: its queued DOWNs may flow again. */
+		if (c->in_dispatcher && registry_sub_queued(c->sub) > 0) {
+			dispatch_wake(&c->a->dispatcher, &c->ds);
+			c->a->dispatch_due = true;
+		}
 	}
 	return 0;
 }
@@ -236,7 +276,7 @@ void client_flush_all(struct agent *a)
 
 		a->dirty = c->dirty_next;
 		c->dirty = false;
-		r = client_write(c);
+		r = c->write_error ? c->write_error : client_write(c);
 		if (r < 0)
 			client_close(c, strerror(-r));
 		else if (c->closing && zm_buf_pending(&c->out) == 0)
@@ -244,6 +284,36 @@ void client_flush_all(struct agent *a)
 		else
 			client_update_events(c);
 	}
+}
+
+static uint32_t min_nonzero(uint32_t asked, uint32_t cap)
+{
+	if (!asked)
+		return cap;
+	return cap && cap < asked ? cap : asked;
+}
+
+/*
+ * What the subscriber asked for in HELLO, within the agent's caps; 0 asks
+ * for the agent's value. The bucket's burst is one batch (or one second's
+ * worth, if less), so a rate limit holds from the first second on.
+ */
+static void client_set_limits(struct client *c, const struct zm_hello *h, struct zm_welcome *w)
+{
+	const struct agent_opts *o = &c->a->opts;
+	struct pace_limits lim = { 0 };
+
+	lim.rate = min_nonzero(h->max_rate, o->max_rate);
+	lim.max_batch = min_nonzero(h->max_batch, o->max_batch);
+	w->batch_window_us = h->batch_window_us ? h->batch_window_us : o->batch_window_us;
+	if (w->batch_window_us > 10000000)
+		w->batch_window_us = 10000000;
+	lim.window_ns = (uint64_t)w->batch_window_us * 1000ULL;
+	lim.burst = lim.rate && lim.rate < lim.max_batch ? lim.rate : lim.max_batch;
+	w->max_rate = lim.rate;
+	w->max_batch = lim.max_batch;
+	dispatch_add(&c->a->dispatcher, &c->ds, &lim, agent_now_ns(CLOCK_MONOTONIC));
+	c->in_dispatcher = true;
 }
 
 static void client_hello(struct client *c, const struct zm_record *rec)
@@ -274,8 +344,7 @@ static void client_hello(struct client *c, const struct zm_record *rec)
 			if (*p < 0x21 || *p > 0x7e)
 				*p = '_';
 	}
-	/* Pacing (max_rate, max_batch, batch_window_us) is not enforced yet:
-	 * WELCOME says so by returning 0, "no limit". */
+	client_set_limits(c, &h, &w);
 	snprintf(w.agent_version, sizeof(w.agent_version), "zenmond %s", ZENMON_VERSION);
 	c->hello_done = true;
 	client_queue(c, ZM_REC_WELCOME, body, zm_enc_welcome(body, &w));
@@ -312,6 +381,14 @@ static void client_record(struct client *c, const struct zm_record *rec)
 		if (zm_dec_monitor_pidfd(rec, &m) < 0)
 			goto short_body;
 		monitor_pidfd(a, c, &m, client_take_fd(c));
+		return;
+	}
+	case ZM_REC_MONITOR_TCP: {
+		struct zm_monitor_tcp m;
+
+		if (zm_dec_monitor_tcp(rec, &m) < 0)
+			goto short_body;
+		monitor_tcp(a, c, &m, m.by == ZM_TCP_BY_FD ? client_take_fd(c) : -1);
 		return;
 	}
 	case ZM_REC_DEMONITOR: {
@@ -490,9 +567,11 @@ int client_status_lines(struct agent *a, struct zm_buf *out, size_t max_len)
 {
 	for (struct client *c = a->clients; c; c = c->next) {
 		char line[256];
-		int n = snprintf(line, sizeof(line), "subscriber id=%llu name=%s monitors=%zu queued=%zu\n",
+		int n = snprintf(line, sizeof(line),
+				 "subscriber id=%llu name=%s monitors=%zu queued=%zu rate=%u batch=%u sent=%llu\n",
 				 (unsigned long long)registry_sub_id(c->sub), c->name,
-				 registry_sub_monitors(c->sub), zm_buf_pending(&c->out) / (ZM_REC_HDR_LEN + ZM_DOWN_LEN));
+				 registry_sub_monitors(c->sub), registry_sub_queued(c->sub),
+				 c->ds.lim.rate, c->ds.lim.max_batch, (unsigned long long)c->downs_sent);
 
 		/* The text must fit one record: end after the last whole line. */
 		if (zm_buf_pending(out) + (size_t)n > max_len)
@@ -501,4 +580,153 @@ int client_status_lines(struct agent *a, struct zm_buf *out, size_t max_len)
 			return -ENOMEM;
 	}
 	return 0;
+}
+
+/* ---- delivery ------------------------------------------------------------ */
+
+static struct client *client_of_ds(struct dsub *ds)
+{
+	return (struct client *)((char *)ds - offsetof(struct client, ds));
+}
+
+static uint64_t client_ds_queued(struct dsub *ds)
+{
+	return registry_sub_queued(client_of_ds(ds)->sub);
+}
+
+static uint64_t client_ds_oldest_ns(struct dsub *ds)
+{
+	return registry_sub_oldest_ns(client_of_ds(ds)->sub);
+}
+
+static bool client_ds_writable(struct dsub *ds)
+{
+	struct client *c = client_of_ds(ds);
+
+	return !c->closing && !c->write_error && zm_buf_pending(&c->out) < CLIENT_OUT_WRITABLE;
+}
+
+/*
+ * Send up to n queued DOWNs as one frame. The write happens here, not in
+ * the before-sleep flush, so that a batch leaves as soon as it is decided and
+ * the socket's own back-pressure is seen before the next batch is built.
+ */
+static uint32_t client_ds_send(struct dsub *ds, uint32_t n)
+{
+	struct client *c = client_of_ds(ds);
+	struct agent *a = c->a;
+	uint8_t body[ZM_DOWN_LEN + ZM_DOWN_TCP_TAIL_LEN];
+	size_t got;
+	int r;
+
+	if (n > a->opts.max_batch)
+		n = a->opts.max_batch;
+	got = registry_sub_pop(a->reg, c->sub, a->scratch, n);
+	zm_frame_end(&c->w); /* DOWNs start a frame of their own */
+	for (size_t i = 0; i < got; i++) {
+		r = zm_frame_add(&c->w, ZM_REC_DOWN, body, zm_enc_down(body, &a->scratch[i]));
+		if (r < 0) {
+			/* Popped but not queued: lost. Only memory exhaustion gets
+			 * here; say so loudly, and drop the client so that it sees
+			 * a broken connection rather than a silent gap. */
+			log_error("client %llu (%s): out of memory queueing %zu DOWNs; disconnecting it",
+				  (unsigned long long)registry_sub_id(c->sub), c->name, got - i);
+			c->write_error = -ENOMEM;
+			client_mark_dirty(c);
+			break;
+		}
+	}
+	zm_frame_end(&c->w);
+	c->downs_sent += got;
+	a->downs_sent += got;
+	if (!c->write_error) {
+		r = client_write(c);
+		if (r < 0) {
+			c->write_error = r; /* closed by client_flush_all(), outside the dispatcher */
+			client_mark_dirty(c);
+		}
+	}
+	return (uint32_t)got;
+}
+
+const struct dispatch_ops client_dispatch_ops = {
+	.queued = client_ds_queued,
+	.oldest_ns = client_ds_oldest_ns,
+	.writable = client_ds_writable,
+	.send = client_ds_send,
+};
+
+void client_on_queued(void *ctx, struct reg_sub *s)
+{
+	struct agent *a = ctx;
+	struct client *c = registry_sub_owner(s);
+
+	if (c->in_dispatcher) {
+		dispatch_wake(&a->dispatcher, &c->ds);
+		a->dispatch_due = true;
+	}
+}
+
+/* Let the socket take n more bytes than it holds now (root may force it). */
+static void client_grow_sndbuf(struct client *c, size_t n)
+{
+	int cur = 0, want;
+	socklen_t len = sizeof(cur);
+
+	if (getsockopt(c->src.fd, SOL_SOCKET, SO_SNDBUF, &cur, &len) < 0)
+		return;
+	/* The kernel doubles what it is given and reports the doubled value. */
+	want = cur / 2 + (int)n + 4096;
+	if (setsockopt(c->src.fd, SOL_SOCKET, SO_SNDBUFFORCE, &want, sizeof(want)) < 0)
+		setsockopt(c->src.fd, SOL_SOCKET, SO_SNDBUF, &want, sizeof(want));
+}
+
+/* Disconnect, after a last ERROR if the socket takes it whole. */
+static void client_drop(struct client *c, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void client_drop(struct client *c, int code, const char *fmt, ...)
+{
+	char msg[ZM_MSG_MAX + 1];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	log_warn("disconnecting subscriber %llu (%s): %s", (unsigned long long)registry_sub_id(c->sub),
+		 c->name, msg);
+	c->a->subscribers_dropped++;
+	/*
+	 * Its socket is full, and our buffer holds more frames behind it. Keep
+	 * only the rest of the frame already half sent (the stream must stay
+	 * whole), put the ERROR right after it, and make room in the socket for
+	 * both, so that the client reads why it was dropped after the DOWNs it
+	 * already has. The DOWNs cut here were never delivered: the client
+	 * learns that from the ERROR.
+	 */
+	zm_frame_end(&c->w);
+	c->out.len = c->out.off + c->head_left;
+	zm_frame_writer_init(&c->w, &c->out);
+	client_error(c, 0, 0, code, "%s", msg);
+	zm_frame_end(&c->w);
+	client_grow_sndbuf(c, zm_buf_pending(&c->out));
+	client_write(c);
+	client_close(c, msg);
+}
+
+void client_check_limits(struct agent *a, uint64_t now_ns)
+{
+	const struct agent_opts *o = &a->opts;
+	struct client *next;
+
+	for (struct client *c = a->clients; c; c = next) {
+		next = c->next;
+		if (o->stall_timeout_s && c->blocked_since_ns &&
+		    now_ns - c->blocked_since_ns > o->stall_timeout_s * 1000000000ULL)
+			client_drop(c, ETIMEDOUT,
+				    "it read nothing for %u s while %zu DOWNs waited (--stall-timeout)",
+				    o->stall_timeout_s, registry_sub_queued(c->sub));
+		else if (o->max_queued && registry_sub_queued(c->sub) > o->max_queued)
+			client_drop(c, ENOBUFS, "%zu DOWNs wait for it, more than --max-queued %u",
+				    registry_sub_queued(c->sub), o->max_queued);
+	}
 }

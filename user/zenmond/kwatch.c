@@ -2,7 +2,7 @@
 /*
  * kwatch: the agent's hold on the kernel side (see kwatch.h). Loads
  * bpf/zenmon.bpf.c from the embedded skeleton, pins its maps under a locked
- * directory, attaches the exit program and wraps the maps and ring buffer.
+ * directory, attaches the programs and wraps the maps and ring buffer.
  *
  * Errors are logged here, once, because only this module knows what the user
  * should do about them (become root, mount bpffs, enable BTF ...); callers get
@@ -41,7 +41,7 @@
 #define KWATCH_PRIV_HINT "run as root or grant CAP_BPF+CAP_PERFMON"
 
 /* What we pin, by map name; also what a dead agent may have left behind. */
-static const char *const kwatch_pin_names[] = { "zm_procs", "zm_events", "zm_stats" };
+static const char *const kwatch_pin_names[] = { "zm_procs", "zm_tcp", "zm_events", "zm_stats" };
 #define KWATCH_NPINS (sizeof(kwatch_pin_names) / sizeof(kwatch_pin_names[0]))
 
 struct kwatch {
@@ -49,8 +49,12 @@ struct kwatch {
 	struct ring_buffer *rb;
 	kwatch_event_fn on_event;
 	void *ctx;
+	kwatch_tcp_fn on_tcp;
+	void *tcp_ctx;
+	bool warned_no_tcp; /* a TCP record came with no handler set */
 
 	int procs_fd;
+	int tcp_fd;
 	int stats_fd;
 	int ncpus;
 	struct zm_kstats *percpu; /* ncpus slots, for kwatch_read_stats() */
@@ -78,6 +82,7 @@ struct kwatch {
  * failed load is kept here for kwatch_open() to quote.
  */
 static char kwatch_verifier_reason[256];
+static char kwatch_verifier_prog[64];
 static char kwatch_libbpf_last[256];
 
 static void kwatch_copy_line(char *dst, size_t dstsz, const char *src, size_t len)
@@ -166,8 +171,17 @@ static int kwatch_libbpf_print(enum libbpf_print_level level, const char *fmt, v
 
 	if (level == LIBBPF_WARN) {
 		log = strstr(msg, "-- BEGIN PROG LOAD LOG --");
-		if (log)
+		if (log) {
+			/* "libbpf: prog 'zm_tcp_close': -- BEGIN PROG LOAD LOG --" */
+			const char *name = strstr(msg, "prog '");
+
 			kwatch_note_verifier_log(log);
+			if (name && name < log) {
+				name += 6;
+				kwatch_copy_line(kwatch_verifier_prog, sizeof(kwatch_verifier_prog),
+						 name, strcspn(name, "'"));
+			}
+		}
 		else
 			kwatch_copy_line(kwatch_libbpf_last, sizeof(kwatch_libbpf_last), msg,
 					 strlen(msg));
@@ -386,8 +400,8 @@ static int kwatch_remove_stale_pins(int dir_fd, const char *pin_dir)
 
 static int kwatch_set_pin_paths(struct kwatch *k)
 {
-	struct bpf_map *maps[] = { k->skel->maps.zm_procs, k->skel->maps.zm_events,
-				   k->skel->maps.zm_stats };
+	struct bpf_map *maps[] = { k->skel->maps.zm_procs, k->skel->maps.zm_tcp,
+				   k->skel->maps.zm_events, k->skel->maps.zm_stats };
 	char path[PATH_MAX];
 	int err;
 
@@ -405,9 +419,10 @@ static int kwatch_set_pin_paths(struct kwatch *k)
 static void kwatch_log_load_error(int err)
 {
 	if (kwatch_verifier_reason[0])
-		log_error("cannot load BPF programs: %s: the verifier rejected the exit program: "
+		log_error("cannot load BPF programs: %s: the verifier rejected %s: "
 			  "%s (rerun with --log-level debug for the verifier log)",
-			  strerror(-err), kwatch_verifier_reason);
+			  strerror(-err), kwatch_verifier_prog[0] ? kwatch_verifier_prog : "a program",
+			  kwatch_verifier_reason);
 	else if (err == -EPERM)
 		log_error("cannot load BPF programs: %s (%s)", strerror(-err), KWATCH_PRIV_HINT);
 	else if (kwatch_libbpf_last[0])
@@ -419,7 +434,7 @@ static void kwatch_log_load_error(int err)
 			  strerror(-err));
 }
 
-static void kwatch_on_attach_error(int err)
+static void kwatch_on_attach_error(const char *what, int err)
 {
 	const char *hint;
 
@@ -437,27 +452,97 @@ static void kwatch_on_attach_error(int err)
 		hint = "rerun with --log-level debug for details";
 		break;
 	}
-	log_error("cannot attach sched_process_exit: %s (%s)", strerror(-err), hint);
+	log_error("cannot attach %s: %s (%s)", what, strerror(-err), hint);
 }
 
-static int kwatch_on_sample(void *ctx, void *data, size_t size)
+/*
+ * Attach program by program, so that a failure names its tracepoint. The
+ * links go where the skeleton keeps them, so zenmon_bpf__detach() and
+ * __destroy() release them.
+ */
+static int kwatch_attach(struct kwatch *k)
 {
-	struct kwatch *k = ctx;
+	struct {
+		struct bpf_program *prog;
+		struct bpf_link **link;
+		const char *what;
+	} progs[] = {
+		{ k->skel->progs.zm_process_exit, &k->skel->links.zm_process_exit,
+		  "sched_process_exit" },
+		{ k->skel->progs.zm_tcp_close, &k->skel->links.zm_tcp_close, "inet_sock_set_state" },
+		{ k->skel->progs.zm_tcp_rst, &k->skel->links.zm_tcp_rst, "tcp_send_reset" },
+	};
+	struct bpf_link *link;
+	int err;
+
+	for (size_t i = 0; i < sizeof(progs) / sizeof(progs[0]); i++) {
+		link = bpf_program__attach(progs[i].prog);
+		if (!link) {
+			err = -errno;
+			kwatch_on_attach_error(progs[i].what, err);
+			return err;
+		}
+		*progs[i].link = link;
+	}
+	return 0;
+}
+
+static void kwatch_on_proc_record(struct kwatch *k, const void *data, size_t size)
+{
 	struct zm_event ev;
 
 	/* The kernel is trusted to write what we compiled, but not blindly. */
 	if (size < sizeof(ev)) {
-		log_warn("ignored a short ring-buffer record (%zu bytes, expected %zu)", size,
+		log_warn("ignored a short process-exit record (%zu bytes, expected %zu)", size,
 			 sizeof(ev));
-		return 0;
+		return;
 	}
 	/* Copy out: the record's memory is the kernel's again once we return. */
 	memcpy(&ev, data, sizeof(ev));
-	if (ev.kind != ZM_EV_PROC_EXIT) {
-		log_warn("ignored a ring-buffer record of unknown kind %u", ev.kind);
+	k->on_event(k->ctx, &ev);
+}
+
+static void kwatch_on_tcp_record(struct kwatch *k, const void *data, size_t size)
+{
+	struct zm_tcp_event ev;
+
+	if (size < sizeof(ev)) {
+		log_warn("ignored a short TCP-close record (%zu bytes, expected %zu)", size,
+			 sizeof(ev));
+		return;
+	}
+	memcpy(&ev, data, sizeof(ev));
+	if (!k->on_tcp) {
+		if (!k->warned_no_tcp)
+			log_warn("ignored a TCP-close record: no TCP handler is set");
+		k->warned_no_tcp = true;
+		return;
+	}
+	k->on_tcp(k->tcp_ctx, &ev);
+}
+
+/* Every record starts with its __u32 kind; each kind has its own size. */
+static int kwatch_on_sample(void *ctx, void *data, size_t size)
+{
+	struct kwatch *k = ctx;
+	__u32 kind;
+
+	if (size < sizeof(kind)) {
+		log_warn("ignored a short ring-buffer record (%zu bytes)", size);
 		return 0;
 	}
-	k->on_event(k->ctx, &ev);
+	memcpy(&kind, data, sizeof(kind));
+	switch (kind) {
+	case ZM_EV_PROC_EXIT:
+		kwatch_on_proc_record(k, data, size);
+		break;
+	case ZM_EV_TCP_CLOSE:
+		kwatch_on_tcp_record(k, data, size);
+		break;
+	default:
+		log_warn("ignored a ring-buffer record of unknown kind %u", kind);
+		break;
+	}
 	return 0;
 }
 
@@ -508,6 +593,7 @@ int kwatch_open(const struct kwatch_opts *opts, kwatch_event_fn on_event, void *
 		return -ENOMEM;
 	k->lock_fd = -1;
 	k->procs_fd = -1;
+	k->tcp_fd = -1;
 	k->stats_fd = -1;
 	k->on_event = on_event;
 	k->ctx = ctx;
@@ -531,6 +617,7 @@ int kwatch_open(const struct kwatch_opts *opts, kwatch_event_fn on_event, void *
 
 	libbpf_set_print(kwatch_libbpf_print);
 	kwatch_verifier_reason[0] = '\0';
+	kwatch_verifier_prog[0] = '\0';
 	kwatch_libbpf_last[0] = '\0';
 
 	k->skel = zenmon_bpf__open();
@@ -552,13 +639,12 @@ int kwatch_open(const struct kwatch_opts *opts, kwatch_event_fn on_event, void *
 		kwatch_log_load_error(err);
 		goto cleanup;
 	}
-	err = zenmon_bpf__attach(k->skel);
-	if (err < 0) {
-		kwatch_on_attach_error(err);
+	err = kwatch_attach(k);
+	if (err < 0)
 		goto cleanup;
-	}
 
 	k->procs_fd = bpf_map__fd(k->skel->maps.zm_procs);
+	k->tcp_fd = bpf_map__fd(k->skel->maps.zm_tcp);
 	k->stats_fd = bpf_map__fd(k->skel->maps.zm_stats);
 	rb_fd = bpf_map__fd(k->skel->maps.zm_events);
 
@@ -632,10 +718,18 @@ int kwatch_drain(struct kwatch *k)
 	return n;
 }
 
+/*
+ * The armed word must be exactly the one the program computes from the key
+ * (kern.h, "Element reuse" in bpf/zenmon.bpf.c).
+ */
 int kwatch_add_proc(struct kwatch *k, uint32_t tgid, uint64_t start_ticks)
 {
 	struct zm_proc_key key = { .tgid = tgid, .start_ticks = start_ticks };
-	struct zm_proc_watch val = { .added_ns = kwatch_boottime_ns(), .state = ZM_WATCH_ARMED };
+	struct zm_proc_watch val = {
+		.added_ns = kwatch_boottime_ns(),
+		.armed_tag = zm_proc_tag(tgid, start_ticks),
+		.state = ZM_WATCH_ARMED,
+	};
 	int err;
 
 	/* Full map: the kernel answers E2BIG, which is what we promise. */
@@ -662,19 +756,71 @@ int kwatch_lookup_proc(struct kwatch *k, uint32_t tgid, uint64_t start_ticks,
 	return 0;
 }
 
-long kwatch_count_procs(struct kwatch *k)
+/* Walk a map's keys; key and next are caller buffers of its key size. */
+static long kwatch_count_keys(int fd, void *key, void *next, size_t key_size)
 {
-	struct zm_proc_key key, next;
 	long n = 0;
 	int err;
 
-	err = bpf_map_get_next_key(k->procs_fd, NULL, &next);
+	err = bpf_map_get_next_key(fd, NULL, next);
 	while (err == 0) {
 		n++;
-		key = next;
-		err = bpf_map_get_next_key(k->procs_fd, &key, &next);
+		memcpy(key, next, key_size);
+		err = bpf_map_get_next_key(fd, key, next);
 	}
 	return errno == ENOENT ? n : -errno;
+}
+
+long kwatch_count_procs(struct kwatch *k)
+{
+	struct zm_proc_key key, next;
+
+	return kwatch_count_keys(k->procs_fd, &key, &next, sizeof(key));
+}
+
+void kwatch_set_tcp_handler(struct kwatch *k, kwatch_tcp_fn fn, void *ctx)
+{
+	k->on_tcp = fn;
+	k->tcp_ctx = ctx;
+}
+
+int kwatch_add_tcp(struct kwatch *k, uint64_t cookie)
+{
+	__u64 key = cookie;
+	struct zm_tcp_watch val = {
+		.added_ns = kwatch_boottime_ns(),
+		.armed_tag = zm_tcp_tag(cookie),
+		.state = ZM_WATCH_ARMED,
+	};
+
+	if (cookie == 0)
+		return -EINVAL;
+	return bpf_map_update_elem(k->tcp_fd, &key, &val, BPF_NOEXIST) < 0 ? -errno : 0;
+}
+
+int kwatch_del_tcp(struct kwatch *k, uint64_t cookie)
+{
+	__u64 key = cookie;
+
+	return bpf_map_delete_elem(k->tcp_fd, &key) < 0 ? -errno : 0;
+}
+
+int kwatch_lookup_tcp(struct kwatch *k, uint64_t cookie, struct zm_tcp_watch *ret)
+{
+	__u64 key = cookie;
+	struct zm_tcp_watch val;
+
+	if (bpf_map_lookup_elem(k->tcp_fd, &key, &val) < 0)
+		return -errno;
+	*ret = val;
+	return 0;
+}
+
+long kwatch_count_tcp(struct kwatch *k)
+{
+	__u64 key, next;
+
+	return kwatch_count_keys(k->tcp_fd, &key, &next, sizeof(key));
 }
 
 int kwatch_read_stats(struct kwatch *k, struct zm_kstats *ret)
@@ -690,6 +836,8 @@ int kwatch_read_stats(struct kwatch *k, struct zm_kstats *ret)
 		sum.matched += k->percpu[i].matched;
 		sum.rb_dropped += k->percpu[i].rb_dropped;
 		sum.wakeups += k->percpu[i].wakeups;
+		sum.tcp_closes += k->percpu[i].tcp_closes;
+		sum.tcp_matched += k->percpu[i].tcp_matched;
 	}
 	*ret = sum;
 	return 0;
@@ -700,7 +848,7 @@ int kwatch_read_stats(struct kwatch *k, struct zm_kstats *ret)
  * the entry it is given, and get_next_key() from a deleted key restarts the
  * walk at the first bucket.
  */
-int kwatch_scan_fired(struct kwatch *k)
+static int kwatch_scan_procs(struct kwatch *k)
 {
 	struct zm_proc_key key, next;
 	struct zm_proc_watch val;
@@ -731,6 +879,53 @@ int kwatch_scan_fired(struct kwatch *k)
 		key = next;
 	} while (more);
 	return found;
+}
+
+static int kwatch_scan_tcp(struct kwatch *k)
+{
+	struct zm_tcp_watch val;
+	struct zm_tcp_event ev;
+	__u64 key, next;
+	bool more;
+	int found = 0;
+
+	if (bpf_map_get_next_key(k->tcp_fd, NULL, &key) < 0)
+		return errno == ENOENT ? 0 : -errno;
+	do {
+		more = bpf_map_get_next_key(k->tcp_fd, &key, &next) == 0;
+		if (!more && errno != ENOENT)
+			return -errno;
+		if (bpf_map_lookup_elem(k->tcp_fd, &key, &val) == 0 &&
+		    val.state == ZM_WATCH_FIRED) {
+			ev = (struct zm_tcp_event){
+				.kind = ZM_EV_TCP_CLOSE,
+				.old_state = val.old_state,
+				.how = val.how,
+				.cookie = key,
+				.close_ns = val.close_ns,
+				.sk_err = val.sk_err,
+			};
+			k->on_tcp(k->tcp_ctx, &ev);
+			found++;
+		}
+		key = next;
+	} while (more);
+	return found;
+}
+
+int kwatch_scan_fired(struct kwatch *k)
+{
+	int procs, socks = 0;
+
+	procs = kwatch_scan_procs(k);
+	if (procs < 0)
+		return procs;
+	if (k->on_tcp) {
+		socks = kwatch_scan_tcp(k);
+		if (socks < 0)
+			return socks;
+	}
+	return procs + socks;
 }
 
 uint64_t kwatch_wakeup_interval_ns(const struct kwatch *k)

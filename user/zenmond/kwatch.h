@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1 OR BSD-2-Clause */
 /*
  * kwatch: the agent's hold on the kernel side. Loads the BPF object from the
- * embedded skeleton, pins its maps under a directory, attaches the exit
- * program, and offers the watched-process map and the ring buffer to the rest
- * of the agent. It is the only module that talks to libbpf.
+ * embedded skeleton, pins its maps under a directory, attaches the programs
+ * (process exit, TCP close), and offers the watched-process and watched-socket
+ * maps and the ring buffer to the rest of the agent. It is the only module
+ * that talks to libbpf.
  */
 #ifndef ZENMOND_KWATCH_H
 #define ZENMOND_KWATCH_H
@@ -21,6 +22,13 @@ struct kwatch_opts {
 
 /* Called for each process-exit record, from kwatch_drain() and kwatch_scan_fired(). */
 typedef void (*kwatch_event_fn)(void *ctx, const struct zm_event *ev);
+
+/*
+ * Called for each TCP-close record, from kwatch_drain() and kwatch_scan_fired().
+ * A record rebuilt from the map by kwatch_scan_fired() has family 0 and no
+ * addresses or ports: the map keeps only what the close decided.
+ */
+typedef void (*kwatch_tcp_fn)(void *ctx, const struct zm_tcp_event *ev);
 
 /*
  * Mount bpffs on /sys/fs/bpf if nothing is mounted there, take the pin
@@ -49,13 +57,37 @@ int kwatch_lookup_proc(struct kwatch *k, uint32_t tgid, uint64_t start_ticks,
 /* Number of entries in the watched-process map (walks it: for tests and status). */
 long kwatch_count_procs(struct kwatch *k);
 
+/*
+ * Where TCP-close records go. Until one is set, such records are dropped with
+ * a warning (their watches stay FIRED in the map) and kwatch_scan_fired()
+ * leaves the socket map alone. fn NULL unsets.
+ */
+void kwatch_set_tcp_handler(struct kwatch *k, kwatch_tcp_fn fn, void *ctx);
+
+/*
+ * Arm a watch on the TCP socket with this cookie (SO_COOKIE, sock_diag). 0;
+ * -EINVAL for cookie 0 (no socket has it); -EEXIST if already present (its
+ * state is left alone); -E2BIG when the map is full; other -errno. The
+ * caller checks afterwards that the socket is still open: a socket that
+ * closed before the watch existed fires nothing.
+ */
+int kwatch_add_tcp(struct kwatch *k, uint64_t cookie);
+/* Disarm a socket watch. 0 or -ENOENT. */
+int kwatch_del_tcp(struct kwatch *k, uint64_t cookie);
+/* Read a socket watch. 0 or -ENOENT. state is ZM_WATCH_FIRED once it closed;
+ * ZM_WATCH_ARMED_RST_SENT counts as armed. */
+int kwatch_lookup_tcp(struct kwatch *k, uint64_t cookie, struct zm_tcp_watch *ret);
+/* Number of entries in the watched-socket map (walks it: for tests and status). */
+long kwatch_count_tcp(struct kwatch *k);
+
 /* Sum the per-CPU counters. 0 or -errno. */
 int kwatch_read_stats(struct kwatch *k, struct zm_kstats *ret);
 
 /*
  * Walk the watched-process map and call on_event for each FIRED entry (the
- * exits whose ring-buffer record was dropped). The entries stay in the map:
- * the caller deletes them as it handles them. Count found or -errno.
+ * exits whose ring-buffer record was dropped), then, if a TCP handler is set,
+ * the watched-socket map likewise. The entries stay in the map: the caller
+ * deletes them as it handles them. Count found (both kinds) or -errno.
  */
 int kwatch_scan_fired(struct kwatch *k);
 

@@ -55,7 +55,7 @@ uint64_t agent_now_ns(int clock_id)
 }
 
 /* The kernel stamps exits with CLOCK_BOOTTIME; users want wall-clock time. */
-static uint64_t boot_to_realtime(uint64_t boot_ns)
+uint64_t monitor_boot_to_realtime(uint64_t boot_ns)
 {
 	uint64_t now_boot = agent_now_ns(CLOCK_BOOTTIME);
 	uint64_t now_real = agent_now_ns(CLOCK_REALTIME);
@@ -63,57 +63,80 @@ static uint64_t boot_to_realtime(uint64_t boot_ns)
 	return boot_ns <= now_boot ? now_real - (now_boot - boot_ns) : now_real;
 }
 
-static void queue_down(struct client *c, const struct zm_down *d)
+/*
+ * Fire a process target: its monitors become queued DOWNs, which the
+ * dispatcher sends at each subscriber's pace. Returns false when memory ran
+ * out; nothing changed then, and the caller must keep the kernel entry so
+ * that the periodic scan retries.
+ */
+bool monitor_fire(struct agent *a, const struct reg_key *key, const struct zm_down *d)
 {
-	uint8_t body[ZM_DOWN_LEN];
+	ssize_t n = registry_target_fire(a->reg, key, d, agent_now_ns(CLOCK_MONOTONIC));
 
-	/* A DOWN that cannot be queued is lost: the one failure this agent
-	 * must never hide. */
-	if (client_queue(c, ZM_REC_DOWN, body, zm_enc_down(body, d)) < 0)
-		log_error("cannot queue DOWN for reference %llu of subscriber %llu: out of memory",
-			  (unsigned long long)d->ref, (unsigned long long)registry_sub_id(client_sub(c)));
+	if (n < 0) {
+		log_error("cannot queue the DOWNs of target %llu: out of memory; retrying",
+			  (unsigned long long)key->a);
+		a->rescan_needed = true;
+		return false;
+	}
+	if (n)
+		log_debug("target %llu (kind %u) is down (%s %d): %zd DOWNs", (unsigned long long)key->a,
+			  key->kind, zm_reason_name(d->reason), d->value, n);
+	return true;
 }
 
-static void fire_one(void *ctx, struct reg_sub *s, uint64_t ref, const struct reg_key *key)
+static bool fire_proc(struct agent *a, const struct reg_key *key, struct zm_down *d)
 {
-	struct zm_down *d = ctx;
-
-	d->ref = ref;
-	queue_down(registry_sub_owner(s), d);
-}
-
-static void fire_proc(struct agent *a, const struct reg_key *key, struct zm_down *d)
-{
-	size_t n;
-
 	d->kind = ZM_TARGET_PROCESS;
 	d->pid = (uint32_t)key->a;
 	d->start_ticks = key->b;
-	n = registry_target_fire(a->reg, key, fire_one, d);
-	if (n)
-		log_debug("process %u (start %llu) is down (%s %d): %zu DOWNs", d->pid,
-			  (unsigned long long)d->start_ticks, zm_reason_name(d->reason), d->value, n);
+	return monitor_fire(a, key, d);
 }
 
-static void fire_exit(struct agent *a, const struct reg_key *key, uint32_t status, uint64_t boot_ns)
+static bool fire_exit(struct agent *a, const struct reg_key *key, uint32_t status, uint64_t boot_ns)
 {
-	struct zm_down d = { .time_ns = boot_to_realtime(boot_ns) };
+	struct zm_down d = { .time_ns = monitor_boot_to_realtime(boot_ns) };
 
 	reason_from_wait_status(status, &d);
-	fire_proc(a, key, &d);
+	return fire_proc(a, key, &d);
 }
 
-static void fire_noproc(struct agent *a, const struct reg_key *key)
+static bool fire_noproc(struct agent *a, const struct reg_key *key)
 {
 	struct zm_down d = { .time_ns = agent_now_ns(CLOCK_REALTIME), .reason = ZM_REASON_NOPROC };
 
-	fire_proc(a, key, &d);
+	return fire_proc(a, key, &d);
 }
 
-static void queue_noproc(struct client *c, uint64_t ref, uint32_t pid, uint64_t start_ticks)
+/*
+ * A monitor whose target was gone before it was set: noproc. It goes
+ * through the registry like any other, so that it is paced with the rest and
+ * a demonitor still takes it back. If the registry holds a target of that
+ * identity already, its death is on its way from the kernel with the real
+ * reason: join it instead.
+ */
+void monitor_queue_gone(struct agent *a, struct client *c, uint64_t ref, const struct reg_key *key,
+			const struct zm_down *d, uint16_t request)
 {
+	bool new_target;
+	int r;
+
+	r = registry_monitor_add(a->reg, client_sub(c), ref, key, &new_target);
+	if (r < 0) {
+		client_error(c, ref, request, -r, "cannot add the monitor: %s", strerror(-r));
+		return;
+	}
+	if (new_target && !monitor_fire(a, key, d)) {
+		registry_monitor_remove(a->reg, client_sub(c), ref);
+		client_error(c, ref, request, ENOMEM, "cannot queue the DOWN: out of memory");
+	}
+}
+
+static void queue_noproc(struct agent *a, struct client *c, uint64_t ref, uint32_t pid,
+			 uint64_t start_ticks, uint16_t request)
+{
+	struct reg_key key = proc_key(pid, start_ticks);
 	struct zm_down d = {
-		.ref = ref,
 		.time_ns = agent_now_ns(CLOCK_REALTIME),
 		.kind = ZM_TARGET_PROCESS,
 		.reason = ZM_REASON_NOPROC,
@@ -121,7 +144,7 @@ static void queue_noproc(struct client *c, uint64_t ref, uint32_t pid, uint64_t 
 		.start_ticks = start_ticks,
 	};
 
-	queue_down(c, &d);
+	monitor_queue_gone(a, c, ref, &key, &d, request);
 }
 
 /*
@@ -134,16 +157,19 @@ static void resolve_gone(struct agent *a, const struct reg_key *key)
 	struct zm_proc_watch w;
 	struct proc_stat st;
 
+	bool fired;
+
 	if (kwatch_lookup_proc(a->kw, tgid, key->b, &w) == 0 && w.state == ZM_WATCH_FIRED)
-		fire_exit(a, key, w.exit_code, w.exit_ns);
+		fired = fire_exit(a, key, w.exit_code, w.exit_ns);
 	else if (procfs_read_stat(a->opts.proc_root, (pid_t)tgid, &st) == 0 &&
 		 st.start_ticks == key->b && st.state == 'Z' && st.exit_code >= 0)
 		/* A zombie: it died before the watch existed, and its status is
 		 * still readable. Better than noproc. */
-		fire_exit(a, key, (uint32_t)st.exit_code, agent_now_ns(CLOCK_BOOTTIME));
+		fired = fire_exit(a, key, (uint32_t)st.exit_code, agent_now_ns(CLOCK_BOOTTIME));
 	else
-		fire_noproc(a, key);
-	kwatch_del_proc(a->kw, tgid, key->b);
+		fired = fire_noproc(a, key);
+	if (fired)
+		kwatch_del_proc(a->kw, tgid, key->b);
 }
 
 static void pending_free(struct agent *a, struct pending_exit *p)
@@ -252,9 +278,18 @@ static void watch_proc(struct agent *a, struct client *c, uint64_t ref, uint32_t
 	pid_t tgid;
 	int r;
 
+	/*
+	 * A process named by pid and start time that we already watch needs no
+	 * look at /proc: its identity is settled and its death is on its way
+	 * to the target (the common case of many monitors on one process).
+	 */
+	key = proc_key(pid, start_ticks);
+	if (have_start && registry_target_exists(a->reg, &key))
+		goto add;
+
 	r = procfs_read_stat(a->opts.proc_root, (pid_t)pid, &st);
 	if (r == -ENOENT || (r == 0 && have_start && st.start_ticks != start_ticks)) {
-		queue_noproc(c, ref, pid, have_start ? start_ticks : 0);
+		queue_noproc(a, c, ref, pid, have_start ? start_ticks : 0, request);
 		return;
 	}
 	if (r < 0) {
@@ -267,7 +302,7 @@ static void watch_proc(struct agent *a, struct client *c, uint64_t ref, uint32_t
 		/* /proc/TID/stat exists for threads too: make sure pid is a process. */
 		r = procfs_read_tgid(a->opts.proc_root, (pid_t)pid, &tgid);
 		if (r == -ENOENT) {
-			queue_noproc(c, ref, pid, st.start_ticks);
+			queue_noproc(a, c, ref, pid, st.start_ticks, request);
 			return;
 		}
 		if (r == 0 && (uint32_t)tgid != pid) {
@@ -277,6 +312,7 @@ static void watch_proc(struct agent *a, struct client *c, uint64_t ref, uint32_t
 			return;
 		}
 	}
+add:
 	r = registry_monitor_add(a->reg, sub, ref, &key, &new_target);
 	if (r < 0) {
 		client_error(c, ref, request, -r, "cannot add the monitor: %s", strerror(-r));
@@ -298,7 +334,7 @@ static void watch_proc(struct agent *a, struct client *c, uint64_t ref, uint32_t
 }
 
 /* The checks every MONITOR request shares. true when the request may go on. */
-static bool check_ref(struct agent *a, struct client *c, uint64_t ref, uint16_t request)
+bool monitor_check_ref(struct agent *a, struct client *c, uint64_t ref, uint16_t request)
 {
 	if (ref == 0) {
 		client_error(c, 0, request, EINVAL, "reference 0 is reserved: choose a nonzero reference");
@@ -315,7 +351,7 @@ static bool check_ref(struct agent *a, struct client *c, uint64_t ref, uint16_t 
 
 void monitor_proc(struct agent *a, struct client *c, const struct zm_monitor_proc *m)
 {
-	if (!check_ref(a, c, m->ref, ZM_REC_MONITOR_PROC))
+	if (!monitor_check_ref(a, c, m->ref, ZM_REC_MONITOR_PROC))
 		return;
 	if (m->flags & ~ZM_MON_START_TIME) {
 		client_error(c, m->ref, ZM_REC_MONITOR_PROC, EINVAL, "unknown flags 0x%x", m->flags);
@@ -342,11 +378,11 @@ void monitor_pidfd(struct agent *a, struct client *c, const struct zm_monitor_pi
 			     "(send the pidfd as SCM_RIGHTS with the frame that holds the record)");
 		return;
 	}
-	if (!check_ref(a, c, m->ref, ZM_REC_MONITOR_PIDFD))
+	if (!monitor_check_ref(a, c, m->ref, ZM_REC_MONITOR_PIDFD))
 		goto out;
 	r = procfs_pidfd_pid(a->opts.proc_root, pidfd, &pid);
 	if (r == -ESRCH) {
-		queue_noproc(c, m->ref, 0, 0); /* reaped: the pidfd no longer has a pid */
+		queue_noproc(a, c, m->ref, 0, 0, ZM_REC_MONITOR_PIDFD); /* reaped: no pid left */
 		goto out;
 	}
 	if (r < 0) {
@@ -358,7 +394,7 @@ void monitor_pidfd(struct agent *a, struct client *c, const struct zm_monitor_pi
 	/* If the pidfd still has its pid after the read, the pid was not
 	 * reaped, so not reused: the start time read is its process's. */
 	if (r < 0 || procfs_pidfd_pid(a->opts.proc_root, pidfd, &again) < 0 || again != pid) {
-		queue_noproc(c, m->ref, (uint32_t)pid, 0);
+		queue_noproc(a, c, m->ref, (uint32_t)pid, 0, ZM_REC_MONITOR_PIDFD);
 		goto out;
 	}
 	watch_proc(a, c, m->ref, (uint32_t)pid, true, st.start_ticks, ZM_REC_MONITOR_PIDFD);
@@ -368,7 +404,11 @@ out:
 
 void monitor_demonitor(struct agent *a, struct client *c, const struct zm_demonitor *m)
 {
-	if (registry_monitor_remove(a->reg, client_sub(c), m->ref) < 0)
+	int r = registry_monitor_remove(a->reg, client_sub(c), m->ref);
+
+	if (r == 1)
+		a->downs_flushed++; /* its DOWN was queued: it will never be sent */
+	if (r < 0)
 		client_error(c, m->ref, ZM_REC_DEMONITOR, ENOENT,
 			     "no active monitor has reference %llu (it was never set, was demonitored, "
 			     "or its DOWN is already on its way)", (unsigned long long)m->ref);
@@ -384,13 +424,17 @@ void monitor_on_kernel_event(void *ctx, const struct zm_event *ev)
 		return;
 	}
 	key = proc_key(ev->tgid, ev->start_ticks);
-	fire_exit(a, &key, ev->exit_code, ev->exit_ns);
-	kwatch_del_proc(a->kw, ev->tgid, ev->start_ticks);
+	/* On failure the FIRED entry stays in the map for the rescan. */
+	if (fire_exit(a, &key, ev->exit_code, ev->exit_ns))
+		kwatch_del_proc(a->kw, ev->tgid, ev->start_ticks);
 }
 
 void monitor_unwatch(void *ctx, const struct reg_key *key)
 {
 	struct agent *a = ctx;
 
-	kwatch_del_proc(a->kw, (uint32_t)key->a, key->b);
+	if (key->kind == ZM_TARGET_TCP)
+		kwatch_del_tcp(a->kw, key->a);
+	else
+		kwatch_del_proc(a->kw, (uint32_t)key->a, key->b);
 }

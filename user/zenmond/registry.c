@@ -3,10 +3,19 @@
  * The registry: see registry.h.
  *
  * Every monitor is one 64-byte allocation threaded on three structures at
- * once: its target's list (doubly linked, insertion order, so that a target
- * fires its monitors in the order they were added), its subscriber's list
- * (doubly linked, so that demonitor unlinks in O(1)) and a chain of the
- * (subscriber id, ref) hash table. Targets live in a second hash table keyed
+ * once. While armed: its target's list (doubly linked, insertion order, so
+ * that a target fires its monitors in the order they were added), its
+ * subscriber's armed list (doubly linked, so that demonitor unlinks in O(1))
+ * and a chain of the (subscriber id, ref) hash table. Firing moves it, in
+ * place, to its subscriber's DOWN queue: the s_prev/s_next links leave the
+ * armed list for the queue (also doubly linked: demonitor of a queued DOWN
+ * is O(1) too), the target pointer becomes NULL (which is what marks the
+ * monitor queued) and the target-list links, no longer needed, hold the
+ * shared death and the enqueue time instead. It stays in the hash table until
+ * popped, so its reference stays taken and demonitor still finds it. The
+ * death itself (struct reg_down) is one allocation per fired target,
+ * refcounted by its queued monitors and made before anything moves, so a
+ * failed fire changes nothing. Targets live in a second hash table keyed
  * by struct reg_key. Both tables chain through the entries themselves and keep
  * a power-of-two bucket array that doubles when the load passes 1 and shrinks
  * (to a load near 1/2) when it falls below 1/8, moving entries a few buckets
@@ -59,13 +68,34 @@ struct htab {
 	hnode_hash_fn hash;
 };
 
+/* A dead target's death, shared by its queued DOWNs. */
+struct reg_down {
+	size_t refs;                     /* queued monitors pointing here */
+	struct reg_key key;              /* for registry_monitor_find() */
+	struct zm_down down;             /* ref unused */
+};
+
 struct monitor {
 	uint64_t ref;
 	struct reg_sub *sub;
-	struct target *target;
-	struct monitor *t_prev, *t_next; /* the target's monitors */
-	struct monitor *s_prev, *s_next; /* the subscriber's monitors */
+	struct target *target;           /* NULL once fired: queued */
+	union {
+		struct {                 /* armed: the target's monitors */
+			struct monitor *t_prev, *t_next;
+		};
+		struct {                 /* queued */
+			struct reg_down *down;
+			uint64_t enq_ns;
+		};
+	};
+	struct monitor *s_prev, *s_next; /* armed: sub->armed; queued: sub->queue */
 	struct hnode node;               /* in registry.monitors */
+};
+
+/* A subscriber's list of monitors, linked through s_prev/s_next. */
+struct mlist {
+	struct monitor *head, *tail;
+	size_t count;
 };
 
 struct target {
@@ -78,9 +108,10 @@ struct target {
 struct reg_sub {
 	uint64_t id;
 	void *owner;
-	struct monitor *head, *tail;
-	size_t count;
+	struct mlist armed;              /* armed monitors, in no useful order */
+	struct mlist queue;              /* queued DOWNs, oldest first */
 	struct reg_sub *prev, *next;     /* registry.subs, for registry_free() */
+	struct reg_sub *fired_next;      /* during a fire: subs to tell ops->queued */
 };
 
 struct registry {
@@ -91,7 +122,8 @@ struct registry {
 	struct reg_sub *subs;
 	size_t nsubs;
 	struct htab targets;             /* struct target by key */
-	struct htab monitors;            /* struct monitor by (sub id, ref) */
+	struct htab monitors;            /* struct monitor by (sub id, ref), armed and queued */
+	size_t nqueued;                  /* queued monitors among them */
 };
 
 _Static_assert(sizeof(void *) != 8 || sizeof(struct monitor) == 64,
@@ -387,43 +419,54 @@ static void target_list_unlink(struct target *t, struct monitor *m)
 	t->count--;
 }
 
-static void sub_list_append(struct reg_sub *s, struct monitor *m)
+static void mlist_append(struct mlist *l, struct monitor *m)
 {
 	m->s_next = NULL;
-	m->s_prev = s->tail;
-	if (s->tail)
-		s->tail->s_next = m;
+	m->s_prev = l->tail;
+	if (l->tail)
+		l->tail->s_next = m;
 	else
-		s->head = m;
-	s->tail = m;
-	s->count++;
+		l->head = m;
+	l->tail = m;
+	l->count++;
 }
 
-static void sub_list_unlink(struct reg_sub *s, struct monitor *m)
+static void mlist_unlink(struct mlist *l, struct monitor *m)
 {
 	if (m->s_prev)
 		m->s_prev->s_next = m->s_next;
 	else
-		s->head = m->s_next;
+		l->head = m->s_next;
 	if (m->s_next)
 		m->s_next->s_prev = m->s_prev;
 	else
-		s->tail = m->s_prev;
+		l->tail = m->s_prev;
 	m->s_prev = m->s_next = NULL;
-	s->count--;
+	l->count--;
+}
+
+static bool monitor_queued(const struct monitor *m)
+{
+	return m->target == NULL;
+}
+
+static void down_put(struct reg_down *d)
+{
+	if (--d->refs == 0)
+		free(d);
 }
 
 /*
- * Forget m everywhere, free it, and, when that empties its target, forget
- * and free the target too and tell ops->unwatch (after the registry is
- * consistent again, so the callback sees the target gone).
+ * Forget the armed monitor m everywhere, free it, and, when that empties its
+ * target, forget and free the target too and tell ops->unwatch (after the
+ * registry is consistent again, so the callback sees the target gone).
  */
 static void monitor_drop(struct registry *r, struct monitor *m)
 {
 	struct target *t = m->target;
 
 	monitor_table_remove(r, m);
-	sub_list_unlink(m->sub, m);
+	mlist_unlink(&m->sub->armed, m);
 	target_list_unlink(t, m);
 	free(m);
 	if (t->count == 0) {
@@ -434,6 +477,17 @@ static void monitor_drop(struct registry *r, struct monitor *m)
 		if (r->ops.unwatch)
 			r->ops.unwatch(r->ctx, &key);
 	}
+}
+
+/* Forget the queued monitor m everywhere and free it, and its death if no
+ * other queued DOWN shares it. */
+static void queued_drop(struct registry *r, struct monitor *m)
+{
+	monitor_table_remove(r, m);
+	mlist_unlink(&m->sub->queue, m);
+	r->nqueued--;
+	down_put(m->down);
+	free(m);
 }
 
 /* ---- public ------------------------------------------------------------- */
@@ -465,6 +519,9 @@ void registry_free(struct registry *r)
 	while (r->subs) {
 		struct reg_sub *s = r->subs;
 
+		/* The monitors themselves go with the table below. */
+		for (struct monitor *m = s->queue.head; m; m = m->s_next)
+			down_put(m->down);
 		r->subs = s->next;
 		free(s);
 	}
@@ -495,8 +552,10 @@ void registry_sub_free(struct registry *r, struct reg_sub *s)
 		return;
 	/* Take the head each time: unwatch may not touch s, but this stays
 	 * correct whatever it does to the other lists. */
-	while (s->head)
-		monitor_drop(r, s->head);
+	while (s->armed.head)
+		monitor_drop(r, s->armed.head);
+	while (s->queue.head)
+		queued_drop(r, s->queue.head);
 	if (s->prev)
 		s->prev->next = s->next;
 	else
@@ -519,7 +578,32 @@ uint64_t registry_sub_id(const struct reg_sub *s)
 
 size_t registry_sub_monitors(const struct reg_sub *s)
 {
-	return s->count;
+	return s->armed.count;
+}
+
+size_t registry_sub_queued(const struct reg_sub *s)
+{
+	return s->queue.count;
+}
+
+uint64_t registry_sub_oldest_ns(const struct reg_sub *s)
+{
+	return s->queue.head ? s->queue.head->enq_ns : 0;
+}
+
+size_t registry_sub_pop(struct registry *r, struct reg_sub *s, struct zm_down *out, size_t max)
+{
+	size_t n = 0;
+
+	while (n < max && s->queue.head) {
+		struct monitor *m = s->queue.head;
+
+		out[n] = m->down->down;
+		out[n].ref = m->ref;
+		n++;
+		queued_drop(r, m);
+	}
+	return n;
 }
 
 int registry_monitor_add(struct registry *r, struct reg_sub *s, uint64_t ref,
@@ -555,7 +639,7 @@ int registry_monitor_add(struct registry *r, struct reg_sub *s, uint64_t ref,
 	m->sub = s;
 	m->target = t;
 	target_list_append(t, m);
-	sub_list_append(s, m);
+	mlist_append(&s->armed, m);
 	monitor_table_insert(r, m);
 	if (ret_new_target)
 		*ret_new_target = is_new;
@@ -568,6 +652,10 @@ int registry_monitor_remove(struct registry *r, struct reg_sub *s, uint64_t ref)
 
 	if (!m)
 		return -ENOENT;
+	if (monitor_queued(m)) {
+		queued_drop(r, m);
+		return 1;
+	}
 	monitor_drop(r, m);
 	return 0;
 }
@@ -580,7 +668,7 @@ bool registry_monitor_find(const struct registry *r, const struct reg_sub *s, ui
 	if (!m)
 		return false;
 	if (ret_key)
-		*ret_key = m->target->key;
+		*ret_key = monitor_queued(m) ? m->down->key : m->target->key;
 	return true;
 }
 
@@ -596,30 +684,55 @@ size_t registry_target_monitors(const struct registry *r, const struct reg_key *
 	return t ? t->count : 0;
 }
 
-size_t registry_target_fire(struct registry *r, const struct reg_key *key,
-			    registry_fire_fn fn, void *ctx)
+ssize_t registry_target_fire(struct registry *r, const struct reg_key *key,
+			     const struct zm_down *down, uint64_t now_ns)
 {
 	struct target *t = target_find(r, key);
-	size_t fired = 0;
+	struct reg_down *d;
+	struct reg_sub *fired = NULL;
+	size_t n;
 
 	if (!t)
 		return 0;
-	target_table_remove(r, t);
-	while (t->head) {
-		struct monitor *m = t->head;
-		struct reg_sub *s = m->sub;
-		uint64_t ref = m->ref;
+	/* The only allocation, before anything moves. */
+	d = reg_calloc(1, sizeof(*d));
+	if (!d)
+		return -ENOMEM;
+	d->key = t->key;
+	d->down = *down;
+	d->down.ref = 0;
+	n = d->refs = t->count;
 
-		monitor_table_remove(r, m);
-		sub_list_unlink(s, m);
-		target_list_unlink(t, m);
-		free(m);
-		if (fn)
-			fn(ctx, s, ref, &t->key);
-		fired++;
+	target_table_remove(r, t);
+	for (struct monitor *m = t->head, *next; m; m = next) {
+		struct reg_sub *s = m->sub;
+
+		next = m->t_next;
+		mlist_unlink(&s->armed, m);
+		m->target = NULL;
+		m->down = d;
+		m->enq_ns = now_ns;
+		if (s->queue.count == 0) {
+			s->fired_next = fired;
+			fired = s;
+		}
+		mlist_append(&s->queue, m);
 	}
+	r->nqueued += n;
 	free(t);
-	return fired;
+	if (n == 0)
+		free(d);                 /* a target never exists without monitors */
+
+	/* Tell the dispatcher only now that the registry is consistent. */
+	while (fired) {
+		struct reg_sub *s = fired;
+
+		fired = s->fired_next;
+		s->fired_next = NULL;
+		if (r->ops.queued)
+			r->ops.queued(r->ctx, s);
+	}
+	return (ssize_t)n;
 }
 
 static void visit_chain(const struct hnode *n,
@@ -646,7 +759,12 @@ void registry_foreach_target(const struct registry *r,
 
 size_t registry_monitor_count(const struct registry *r)
 {
-	return r->monitors.count;
+	return r->monitors.count - r->nqueued;
+}
+
+size_t registry_queued_count(const struct registry *r)
+{
+	return r->nqueued;
 }
 
 size_t registry_target_count(const struct registry *r)

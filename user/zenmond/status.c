@@ -12,8 +12,9 @@
 int status_text(struct agent *a, struct zm_buf *out)
 {
 	struct zm_kstats ks = { 0 };
-	char text[1024];
+	char text[2048];
 	long watches = kwatch_count_procs(a->kw);
+	long tcp_watches = kwatch_count_tcp(a->kw);
 	int n;
 
 	kwatch_read_stats(a->kw, &ks);
@@ -28,7 +29,13 @@ int status_text(struct agent *a, struct zm_buf *out)
 		     "kernel_exits %llu\n"
 		     "kernel_matched %llu\n"
 		     "kernel_wakeups %llu\n"
-		     "downs_delivered %llu\n",
+		     "kernel_tcp_watches %ld\n"
+		     "kernel_tcp_closes %llu\n"
+		     "kernel_tcp_matched %llu\n"
+		     "downs_delivered %llu\n"
+		     "downs_queued %zu\n"
+		     "downs_flushed %llu\n"
+		     "subscribers_dropped %llu\n",
 		     ZENMON_VERSION,
 		     (unsigned long long)((agent_now_ns(CLOCK_MONOTONIC) - a->started_mono_ns) / 1000000000ULL),
 		     registry_sub_count(a->reg),
@@ -39,7 +46,13 @@ int status_text(struct agent *a, struct zm_buf *out)
 		     (unsigned long long)ks.exits,
 		     (unsigned long long)ks.matched,
 		     (unsigned long long)ks.wakeups,
-		     (unsigned long long)a->downs_queued);
+		     tcp_watches < 0 ? 0 : tcp_watches,
+		     (unsigned long long)ks.tcp_closes,
+		     (unsigned long long)ks.tcp_matched,
+		     (unsigned long long)a->downs_sent,
+		     registry_queued_count(a->reg),
+		     (unsigned long long)a->downs_flushed,
+		     (unsigned long long)a->subscribers_dropped);
 	if (zm_buf_append(out, text, (size_t)n) < 0)
 		return -ENOMEM;
 	return client_status_lines(a, out, ZM_REC_MAX - ZM_REC_HDR_LEN);

@@ -1,0 +1,302 @@
+// SPDX-License-Identifier: LGPL-2.1 OR BSD-2-Clause
+/*
+ * TCP connection monitors: a target is a socket, named by its cookie (the
+ * kernel's never-reused socket id). The order that makes registration
+ * race-free is the one processes use (monitor.c): name the socket, arm the
+ * kernel watch, and only then check that the connection is still open. One
+ * that closed before the watch existed is resolved here: from the kernel
+ * map if the close was seen after all, else as noconnection.
+ */
+#include <errno.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "agent.h"
+#include "log.h"
+#include "sockdiag.h"
+
+static struct reg_key tcp_key(uint64_t cookie)
+{
+	return (struct reg_key){ .kind = ZM_TARGET_TCP, .a = cookie };
+}
+
+/* States in which the connection still carries data or is closing
+ * normally: its move to TCP_CLOSE is still to come. */
+static bool tcp_state_open(uint8_t state)
+{
+	switch (state) {
+	case TCP_ESTABLISHED:
+	case TCP_FIN_WAIT1:
+	case TCP_FIN_WAIT2:
+	case TCP_CLOSE_WAIT:
+	case TCP_CLOSING:
+	case TCP_LAST_ACK:
+		return true;
+	default:
+		return false;
+	}
+}
+
+static void endpoints_from_tuple(struct sockdiag_tuple *s, const struct zm_tcp_tuple *t)
+{
+	memset(s, 0, sizeof(*s));
+	s->local.family = s->remote.family = t->family;
+	memcpy(s->local.addr, t->saddr, sizeof(s->local.addr));
+	memcpy(s->remote.addr, t->daddr, sizeof(s->remote.addr));
+	s->local.port = t->sport;
+	s->remote.port = t->dport;
+}
+
+static void queue_noconnection(struct agent *a, struct client *c, uint64_t ref, uint64_t cookie,
+			       const struct zm_tcp_tuple *t)
+{
+	struct reg_key key = tcp_key(cookie);
+	struct zm_down d = {
+		.time_ns = agent_now_ns(CLOCK_REALTIME),
+		.kind = ZM_TARGET_TCP,
+		.reason = ZM_REASON_NOCONNECTION,
+		.start_ticks = cookie,
+	};
+
+	if (t)
+		d.tuple = *t;
+	monitor_queue_gone(a, c, ref, &key, &d, ZM_REC_MONITOR_TCP);
+}
+
+/* The connection is gone or not open: fire its target with the best reason. */
+static void tcp_resolve_gone(struct agent *a, uint64_t cookie, const struct zm_tcp_tuple *t)
+{
+	struct reg_key key = tcp_key(cookie);
+	struct zm_tcp_watch w;
+	struct zm_down d = { .kind = ZM_TARGET_TCP, .start_ticks = cookie };
+
+	if (t)
+		d.tuple = *t;
+	if (kwatch_lookup_tcp(a->kw, cookie, &w) == 0 && w.state == ZM_WATCH_FIRED) {
+		d.time_ns = monitor_boot_to_realtime(w.close_ns);
+		d.reason = ZM_REASON_TCP_CLOSED;
+		d.tcp_how = w.how;
+		d.tcp_old_state = w.old_state;
+		d.value = w.sk_err;
+	} else {
+		d.time_ns = agent_now_ns(CLOCK_REALTIME);
+		d.reason = ZM_REASON_NOCONNECTION;
+	}
+	if (monitor_fire(a, &key, &d))
+		kwatch_del_tcp(a->kw, cookie);
+}
+
+/*
+ * Add the monitor on cookie; for a new target arm the watch, then ask
+ * recheck() whether the connection is still open. recheck returns 1 open,
+ * 0 not open or gone.
+ */
+static void tcp_watch(struct agent *a, struct client *c, uint64_t ref, uint64_t cookie,
+		      const struct zm_tcp_tuple *t, int (*recheck)(const void *arg, uint64_t cookie),
+		      const void *arg)
+{
+	struct reg_key key = tcp_key(cookie);
+	bool new_target;
+	int r;
+
+	r = registry_monitor_add(a->reg, client_sub(c), ref, &key, &new_target);
+	if (r < 0) {
+		client_error(c, ref, ZM_REC_MONITOR_TCP, -r, "cannot add the monitor: %s", strerror(-r));
+		return;
+	}
+	if (!new_target)
+		return;
+	r = kwatch_add_tcp(a->kw, cookie);
+	if (r < 0 && r != -EEXIST) {
+		registry_monitor_remove(a->reg, client_sub(c), ref);
+		if (r == -E2BIG)
+			client_error(c, ref, ZM_REC_MONITOR_TCP, ENOSPC,
+				     "the kernel socket watch map is full; demonitor some first");
+		else
+			client_error(c, ref, ZM_REC_MONITOR_TCP, -r,
+				     "cannot arm the kernel watch for socket %llu: %s",
+				     (unsigned long long)cookie, strerror(-r));
+		return;
+	}
+	if (recheck(arg, cookie) != 1)
+		tcp_resolve_gone(a, cookie, t);
+}
+
+static int recheck_fd(const void *arg, uint64_t cookie)
+{
+	uint64_t again;
+	uint8_t state;
+
+	return sockdiag_cookie_of_fd(*(const int *)arg, &again, &state) == 0 && again == cookie &&
+	       tcp_state_open(state);
+}
+
+static int recheck_tuple(const void *arg, uint64_t cookie)
+{
+	uint64_t again;
+	uint8_t state;
+
+	return sockdiag_lookup(arg, &again, &state) == 0 && again == cookie && tcp_state_open(state);
+}
+
+static int recheck_cookie(const void *arg, uint64_t cookie)
+{
+	uint8_t state;
+
+	return sockdiag_cookie_state(cookie, &state) == 0 && tcp_state_open(state);
+}
+
+static bool sockaddr_endpoint(const struct sockaddr_storage *ss, uint8_t addr[16], uint16_t *port)
+{
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *sin = (const struct sockaddr_in *)ss;
+
+		memcpy(addr, &sin->sin_addr, 4);
+		*port = ntohs(sin->sin_port);
+		return true;
+	}
+	if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)ss;
+
+		memcpy(addr, &sin6->sin6_addr, 16);
+		*port = ntohs(sin6->sin6_port);
+		return true;
+	}
+	return false;
+}
+
+static void tcp_fd_endpoints(int fd, struct zm_tcp_tuple *t)
+{
+	struct sockaddr_storage local, remote;
+	socklen_t llen = sizeof(local), rlen = sizeof(remote);
+
+	memset(t, 0, sizeof(*t));
+	if (getsockname(fd, (struct sockaddr *)&local, &llen) < 0 ||
+	    getpeername(fd, (struct sockaddr *)&remote, &rlen) < 0 ||
+	    local.ss_family != remote.ss_family ||
+	    !sockaddr_endpoint(&local, t->saddr, &t->sport) ||
+	    !sockaddr_endpoint(&remote, t->daddr, &t->dport)) {
+		memset(t, 0, sizeof(*t));
+		return;
+	}
+	t->family = (uint8_t)local.ss_family;
+}
+
+static void monitor_tcp_fd(struct agent *a, struct client *c, uint64_t ref, int fd)
+{
+	struct zm_tcp_tuple t = { 0 };
+	uint64_t cookie;
+	uint8_t state;
+	int r;
+
+	r = sockdiag_cookie_of_fd(fd, &cookie, &state);
+	if (r == -ENOTSOCK || r == -EPROTOTYPE || r == -EBADF) {
+		client_error(c, ref, ZM_REC_MONITOR_TCP, -r, "%s",
+			     r == -ENOTSOCK ? "the file descriptor passed is not a socket" :
+			     r == -EPROTOTYPE ? "the socket passed is not a TCP socket (AF_INET/AF_INET6, SOCK_STREAM)" :
+			     "the file descriptor passed is not valid");
+		return;
+	}
+	if (r < 0) {
+		client_error(c, ref, ZM_REC_MONITOR_TCP, -r, "cannot read the socket's cookie: %s",
+			     strerror(-r));
+		return;
+	}
+	/* The endpoints, for the DOWN of a connection that is not open (the
+	 * kernel record carries them otherwise). Unknown stays family 0. */
+	tcp_fd_endpoints(fd, &t);
+	if (!tcp_state_open(state)) {
+		queue_noconnection(a, c, ref, cookie, &t);
+		return;
+	}
+	tcp_watch(a, c, ref, cookie, &t, recheck_fd, &fd);
+}
+
+void monitor_tcp(struct agent *a, struct client *c, const struct zm_monitor_tcp *m, int fd)
+{
+	struct sockdiag_tuple st;
+	uint64_t cookie;
+	uint8_t state;
+	int r;
+
+	if (m->by == ZM_TCP_BY_FD && fd < 0) {
+		client_error(c, m->ref, ZM_REC_MONITOR_TCP, EBADF,
+			     "no file descriptor came with this MONITOR_TCP record "
+			     "(send the socket as SCM_RIGHTS with the frame that holds the record)");
+		return;
+	}
+	if (!monitor_check_ref(a, c, m->ref, ZM_REC_MONITOR_TCP))
+		goto out;
+	if (m->flags) {
+		client_error(c, m->ref, ZM_REC_MONITOR_TCP, EINVAL, "unknown flags 0x%x", m->flags);
+		goto out;
+	}
+	switch (m->by) {
+	case ZM_TCP_BY_FD:
+		monitor_tcp_fd(a, c, m->ref, fd);
+		break;
+	case ZM_TCP_BY_COOKIE:
+		if (m->cookie == 0) {
+			client_error(c, m->ref, ZM_REC_MONITOR_TCP, EINVAL, "socket cookie 0 names no socket");
+			break;
+		}
+		tcp_watch(a, c, m->ref, m->cookie, NULL, recheck_cookie, NULL);
+		break;
+	case ZM_TCP_BY_TUPLE:
+		if (m->tuple.family != AF_INET && m->tuple.family != AF_INET6) {
+			client_error(c, m->ref, ZM_REC_MONITOR_TCP, EINVAL,
+				     "address family %u is neither AF_INET (2) nor AF_INET6 (10)",
+				     m->tuple.family);
+			break;
+		}
+		endpoints_from_tuple(&st, &m->tuple);
+		r = sockdiag_lookup(&st, &cookie, &state);
+		if (r == -ENOENT || (r == 0 && !tcp_state_open(state))) {
+			queue_noconnection(a, c, m->ref, r == 0 ? cookie : 0, &m->tuple);
+			break;
+		}
+		if (r < 0) {
+			client_error(c, m->ref, ZM_REC_MONITOR_TCP, -r, "cannot look the connection up: %s",
+				     strerror(-r));
+			break;
+		}
+		tcp_watch(a, c, m->ref, cookie, &m->tuple, recheck_tuple, &st);
+		break;
+	default:
+		client_error(c, m->ref, ZM_REC_MONITOR_TCP, EINVAL,
+			     "unknown way %u to name a connection (1 fd, 2 cookie, 3 tuple)", m->by);
+		break;
+	}
+out:
+	if (fd >= 0)
+		close(fd);
+}
+
+void monitor_on_tcp_event(void *ctx, const struct zm_tcp_event *ev)
+{
+	struct agent *a = ctx;
+	struct reg_key key = tcp_key(ev->cookie);
+	struct zm_down d = {
+		.time_ns = monitor_boot_to_realtime(ev->close_ns),
+		.kind = ZM_TARGET_TCP,
+		.reason = ZM_REASON_TCP_CLOSED,
+		.value = ev->sk_err,
+		.start_ticks = ev->cookie,
+		.tcp_how = ev->how,
+		.tcp_old_state = ev->old_state,
+	};
+
+	d.tuple.family = (uint8_t)ev->family;
+	memcpy(d.tuple.saddr, ev->saddr, sizeof(d.tuple.saddr));
+	memcpy(d.tuple.daddr, ev->daddr, sizeof(d.tuple.daddr));
+	d.tuple.sport = ev->sport;
+	d.tuple.dport = ev->dport;
+	/* On failure the FIRED entry stays in the map for the rescan. */
+	if (monitor_fire(a, &key, &d))
+		kwatch_del_tcp(a->kw, ev->cookie);
+}
