@@ -64,7 +64,6 @@ struct agent {
 	uint64_t rb_dropped_seen;
 	bool rescan_needed;
 	bool dispatch_due;                /* DOWNs were queued since the dispatcher last ran */               /* a fire ran out of memory: rescan the map */
-	uint64_t clients_total;
 };
 
 /* Consume the ring buffer's records, and keep draining once per wakeup

@@ -165,7 +165,6 @@ int client_accept(struct agent *a, int fd)
 	if (a->clients)
 		a->clients->prev = c;
 	a->clients = c;
-	a->clients_total++;
 	log_debug("client %llu connected", (unsigned long long)registry_sub_id(c->sub));
 	return 0;
 }
