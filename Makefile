@@ -7,11 +7,22 @@
 #   make test            install deps, build, run every test
 #   make SAN=1 test      the same under AddressSanitizer + UBSan (build-san/)
 #   make bench [FULL=1]  the benchmarks (tools/bench, needs root)
-#   make install         install into $(DESTDIR)$(PREFIX)
+#   make install         install into $(DESTDIR)$(PREFIX) (and the unit and the
+#                        example config; see the variables below)
+#   make uninstall       remove what make install put there
 
 VERSION   := 0.1.0
 PREFIX    ?= /usr/local
 LIBDIR    ?= $(PREFIX)/lib
+BINDIR    ?= $(PREFIX)/bin
+SBINDIR   ?= $(PREFIX)/sbin
+INCLUDEDIR ?= $(PREFIX)/include
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+MANDIR    ?= $(PREFIX)/share/man
+# /etc whatever the prefix: zenmond reads /etc/zenmon/zenmond.conf (with
+# another SYSCONFDIR the unit passes --config).
+SYSCONFDIR ?= /etc
+UNITDIR   ?= $(PREFIX)/lib/systemd/system
 CC        ?= cc
 CLANG     ?= clang
 BPFTOOL   ?= bpftool
@@ -32,6 +43,8 @@ ALL_CFLAGS = -std=gnu11 $(CFLAGS) $(WARN) $(SANFLAGS) -D_GNU_SOURCE \
              -DZENMON_VERSION='"$(VERSION)"' -Iinclude -Iuser/common -I$(BUILD)
 LDFLAGS   += $(SANFLAGS)
 BPF_LIBS  := -lbpf -lelf -lz
+# The agent's /metrics listener (user/zenmond/metrics_http.c).
+HTTP_LIBS := -lmicrohttpd
 
 COMMON_SRC := $(sort $(wildcard user/common/*.c))
 AGENT_SRC  := $(sort $(wildcard user/zenmond/*.c))
@@ -55,11 +68,11 @@ SKEL       := $(BUILD)/zenmon.skel.h
 BINS       := $(BUILD)/zenmond $(BUILD)/zenmonctl
 LIBS       := $(BUILD)/libzenmon.a $(BUILD)/libzenmon.so
 
-.PHONY: all deps run test test-unit test-integration bench install clean
+.PHONY: all deps run test test-unit test-integration bench install uninstall clean
 .DELETE_ON_ERROR:
 .SECONDARY: $(IT_HOBJ)
 
-all: $(BINS) $(LIBS) $(BUILD)/zenmon.pc $(UNIT_BIN) $(IT_BIN) $(BUILD)/zm-bench-fanout
+all: $(BINS) $(LIBS) $(BUILD)/zenmon.pc $(UNIT_BIN) $(IT_BIN) $(BUILD)/zm-bench
 
 deps:
 	@tools/install-deps.sh
@@ -109,7 +122,7 @@ $(BUILD)/libzmagent.a: $(AGENT_CORE) $(COMMON_OBJ)
 	$(AR) rcs $@ $^
 
 $(BUILD)/zenmond: $(BUILD)/user/zenmond/main.o $(BUILD)/libzmagent.a
-	$(CC) $(LDFLAGS) -o $@ $^ $(BPF_LIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(BPF_LIBS) $(HTTP_LIBS)
 
 $(BUILD)/libzenmon.a: $(LIB_OBJ)
 	@rm -f $@
@@ -119,8 +132,11 @@ $(BUILD)/libzenmon.so: $(LIB_OBJ)
 	$(CC) $(LDFLAGS) -shared -Wl,-soname,libzenmon.so.1 -o $@.1 $^
 	ln -sf libzenmon.so.1 $@
 
+PC_SED = sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
+	     -e 's|@VERSION@|$(VERSION)|'
+
 $(BUILD)/zenmon.pc: user/libzenmon/zenmon.pc.in Makefile
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@VERSION@|$(VERSION)|' $< > $@
+	$(PC_SED) $< > $@
 
 $(BUILD)/zenmonctl: $(CTL_OBJ) $(BUILD)/libzenmon.a
 	$(CC) $(LDFLAGS) -o $@ $^
@@ -130,7 +146,7 @@ $(BUILD)/zenmonctl: $(CTL_OBJ) $(BUILD)/libzenmon.a
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libzmagent.a $(BUILD)/libzenmon.a $(CTL_CORE)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -Iuser/zenmond -Iuser/zenmonctl -o $@ $< $(CTL_CORE) \
-		$(BUILD)/libzmagent.a $(BUILD)/libzenmon.a $(LDFLAGS) -lcmocka $(BPF_LIBS)
+		$(BUILD)/libzmagent.a $(BUILD)/libzenmon.a $(LDFLAGS) -lcmocka $(BPF_LIBS) $(HTTP_LIBS)
 
 $(BUILD)/tests/it_%: tests/integration/%.c $(IT_HOBJ) $(BUILD)/libzenmon.a
 	@mkdir -p $(@D)
@@ -139,17 +155,53 @@ $(BUILD)/tests/it_%: tests/integration/%.c $(IT_HOBJ) $(BUILD)/libzenmon.a
 
 # ---- install ----------------------------------------------------------------
 
-install: $(BINS) $(LIBS) $(BUILD)/zenmon.pc
-	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(LIBDIR)/pkgconfig \
-		$(DESTDIR)$(PREFIX)/include/zenmon
-	install -m 0755 $(BUILD)/zenmond $(DESTDIR)$(PREFIX)/sbin/zenmond
-	install -m 0755 $(BUILD)/zenmonctl $(DESTDIR)$(PREFIX)/bin/zenmonctl
+# Man pages are whatever docs/man holds, each into the section its suffix
+# names. The .pc file and the unit are written here, not at build time, so
+# that they name the directories of this install. An existing config file
+# is never overwritten; uninstall removes it only if it is still the
+# shipped one.
+MAN_PAGES := $(sort $(wildcard docs/man/*.[1-8]))
+CONF      := $(DESTDIR)$(SYSCONFDIR)/zenmon/zenmond.conf
+UNIT_EXEC := $(SBINDIR)/zenmond$(if $(filter-out /etc,$(SYSCONFDIR)), --config $(SYSCONFDIR)/zenmon/zenmond.conf)
+
+install: $(BINS) $(LIBS)
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) \
+		$(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(INCLUDEDIR)/zenmon $(DESTDIR)$(UNITDIR)
+	install -m 0755 $(BUILD)/zenmond $(DESTDIR)$(SBINDIR)/zenmond
+	install -m 0755 $(BUILD)/zenmonctl $(DESTDIR)$(BINDIR)/zenmonctl
 	install -m 0644 $(BUILD)/libzenmon.a $(DESTDIR)$(LIBDIR)/libzenmon.a
 	install -m 0755 $(BUILD)/libzenmon.so.1 $(DESTDIR)$(LIBDIR)/libzenmon.so.1
 	ln -sf libzenmon.so.1 $(DESTDIR)$(LIBDIR)/libzenmon.so
-	install -m 0644 include/zenmon.h $(DESTDIR)$(PREFIX)/include/zenmon.h
-	install -m 0644 include/zenmon/proto.h $(DESTDIR)$(PREFIX)/include/zenmon/proto.h
-	install -m 0644 $(BUILD)/zenmon.pc $(DESTDIR)$(LIBDIR)/pkgconfig/zenmon.pc
+	install -m 0644 include/zenmon.h $(DESTDIR)$(INCLUDEDIR)/zenmon.h
+	install -m 0644 include/zenmon/proto.h $(DESTDIR)$(INCLUDEDIR)/zenmon/proto.h
+	$(PC_SED) user/libzenmon/zenmon.pc.in > $(DESTDIR)$(PKGCONFIGDIR)/zenmon.pc
+	sed -e 's|^ExecStart=/usr/local/sbin/zenmond$$|ExecStart=$(UNIT_EXEC)|' dist/zenmond.service \
+		> $(DESTDIR)$(UNITDIR)/zenmond.service
+	@for f in $(MAN_PAGES); do \
+		d=$(DESTDIR)$(MANDIR)/man$${f##*.}; \
+		echo "install -m 0644 $$f $$d/"; install -d $$d && install -m 0644 $$f $$d/ || exit 1; \
+	done
+	@if [ -e $(CONF) ]; then \
+		echo "keeping $(CONF) (the shipped example is dist/zenmond.conf)"; \
+	else \
+		echo "install -D -m 0644 dist/zenmond.conf $(CONF)"; \
+		install -D -m 0644 dist/zenmond.conf $(CONF); \
+	fi
+	@if [ -z "$(DESTDIR)" ] && command -v ldconfig >/dev/null; then ldconfig; fi
+
+uninstall:
+	rm -f $(DESTDIR)$(SBINDIR)/zenmond $(DESTDIR)$(BINDIR)/zenmonctl \
+		$(DESTDIR)$(LIBDIR)/libzenmon.a $(DESTDIR)$(LIBDIR)/libzenmon.so.1 \
+		$(DESTDIR)$(LIBDIR)/libzenmon.so $(DESTDIR)$(PKGCONFIGDIR)/zenmon.pc \
+		$(DESTDIR)$(INCLUDEDIR)/zenmon.h $(DESTDIR)$(INCLUDEDIR)/zenmon/proto.h \
+		$(DESTDIR)$(UNITDIR)/zenmond.service
+	rm -f $(foreach f,$(MAN_PAGES),$(DESTDIR)$(MANDIR)/man$(subst .,,$(suffix $(f)))/$(notdir $(f)))
+	rmdir $(DESTDIR)$(INCLUDEDIR)/zenmon 2>/dev/null || true
+	@if [ -e $(CONF) ] && ! cmp -s dist/zenmond.conf $(CONF); then \
+		echo "keeping $(CONF): it was changed after install"; \
+	else \
+		rm -f $(CONF); rmdir $(dir $(CONF)) 2>/dev/null || true; \
+	fi
 
 clean:
 	rm -rf build build-san

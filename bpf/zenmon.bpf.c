@@ -142,6 +142,10 @@ const volatile __u64 wakeup_interval_ns = ZM_DEFAULT_WAKEUP_INTERVAL_NS;
 /* CLOCK_BOOTTIME of the last record submitted with a wakeup. */
 __u64 last_wakeup_ns = 0;
 
+/* Exit generations (see ZM_EXIT_GEN_SLOTS): in .bss, which the agent maps
+ * read-only, so checking one costs a memory load. */
+__u32 zm_exit_gen[ZM_EXIT_GEN_SLOTS] = {};
+
 /*
  * Watched processes and sockets. Only the agent inserts, so elements are
  * allocated on insert (BPF_F_NO_PREALLOC) rather than all at load:
@@ -268,6 +272,9 @@ int BPF_PROG(zm_process_exit, struct task_struct *task)
 	 */
 	if (sig->live.counter != 0)
 		return 0;
+
+	/* Before anything can return: every process death moves its slot. */
+	__sync_fetch_and_add(&zm_exit_gen[task->tgid & (ZM_EXIT_GEN_SLOTS - 1)], 1);
 
 	st = zm_kstats();
 	if (st)

@@ -28,12 +28,13 @@
  *
  * Callbacks (zm_down_fn, zm_batch_fn, zm_error_fn) may call zm_monitor_*(),
  * zm_demonitor(), zm_flush() and the accessors on the same client; the
- * dispatch and wait calls, zm_sync() and zm_status() return -EBUSY there;
+ * dispatch and wait calls, zm_sync(), zm_status(), zm_stats() and
+ * zm_targets() return -EBUSY there;
  * zm_close() must not be called from a callback.
  *
  * When the connection is lost (the agent closed it, or a send failed with
  * -EPIPE/-ENOTCONN), requests fail with -ENOTCONN at once, but the receiving
- * calls (dispatch, wait, sync, status) first hand over what the agent sent
+ * calls (dispatch, wait, sync, status, stats, targets) first hand over what the agent sent
  * before it went: DOWNs, and the ERROR saying why it hung up, if it sent one
  * (see zm_set_error_handler()). Then they return -ENOTCONN, and from then on
  * every call does; -EPROTO (a malformed frame) ends it at once. No more DOWNs
@@ -316,9 +317,9 @@ ZM_EXPORT int zm_wait_batch(struct zm_client *c, int timeout_ms, zm_batch_fn on_
  * read the end). Among the latter: ETIMEDOUT or ENOBUFS when the agent
  * disconnects a subscriber that stopped reading (too long without reading,
  * or too many DOWNs waiting for it). When the agent managed to send that
- * ERROR, this callback gets it before a dispatch, wait, sync or status call
- * returns -ENOTCONN, even when a send (zm_flush(), zm_monitor_*()) noticed
- * the end first.
+ * ERROR, this callback gets it before a dispatch, wait, sync, status, stats
+ * or targets call returns -ENOTCONN, even when a send (zm_flush(),
+ * zm_monitor_*()) noticed the end first.
  */
 ZM_EXPORT void zm_set_error_handler(struct zm_client *c, zm_error_fn on_error, void *userdata);
 
@@ -340,6 +341,32 @@ ZM_EXPORT int zm_sync(struct zm_client *c, int timeout_ms, zm_down_fn on_down, v
  */
 ZM_EXPORT int zm_status(struct zm_client *c, int timeout_ms, char **ret_text,
 			zm_down_fn on_down, void *userdata);
+
+/*
+ * Ask the agent for its metrics, waiting up to timeout_ms (-1: no limit):
+ * *ret_text is the Prometheus text exposition format (version 0.0.4), the
+ * same text zenmond --metrics-listen serves at /metrics; docs/METRICS.md
+ * names every metric. malloc'd and NUL-terminated; free it. DOWNs that
+ * arrive meanwhile are dispatched. 0, -ETIMEDOUT, -ENOTCONN (also what an
+ * agent older than this request gives: it closes the connection), -EPROTO,
+ * -ENOMEM, -EMSGSIZE (an answer over 256 MiB), the agent's refusal as
+ * -errno, -EINVAL (ret_text NULL), -EBUSY from a callback.
+ */
+ZM_EXPORT int zm_stats(struct zm_client *c, int timeout_ms, char **ret_text,
+		       zm_down_fn on_down, void *userdata);
+
+/*
+ * Ask the agent which targets it watches, beside what its kernel maps hold,
+ * as text lines (the TARGETS_REPLY text, docs/PROTOCOL.md): one
+ * "target kind=... monitors=N kernel=STATE subscribers=ID,..." line per
+ * target (at most limit of them; 0: all), then the subscriber lines of
+ * zm_status() and a "targets total=N listed=N ..." line. A kernel watch the
+ * agent holds no target for shows with monitors=0. Listing walks the
+ * kernel maps and, for TCP targets, the host's sockets: the agent is busy
+ * for about a second per million targets. Returns and fails as zm_stats().
+ */
+ZM_EXPORT int zm_targets(struct zm_client *c, int timeout_ms, uint32_t limit, char **ret_text,
+			 zm_down_fn on_down, void *userdata);
 
 /* Number of monitors this client holds: requested and not yet DOWN,
  * demonitored or refused by the agent. */

@@ -2,6 +2,9 @@
 # Install what zenmon needs to build and test, on Debian 12 (bookworm) or a
 # close relative. Idempotent: installs only what is missing, and prints
 # nothing more than one line when everything is there.
+#
+#   tools/install-deps.sh          build and test dependencies
+#   tools/install-deps.sh --bench  and what `make bench` measures against
 set -euo pipefail
 
 # package            what proves it is installed
@@ -13,12 +16,26 @@ deps=(
 	"libelf-dev      /usr/include/libelf.h"
 	"zlib1g-dev      /usr/include/zlib.h"
 	"libcmocka-dev   /usr/include/cmocka.h"
+	"libmicrohttpd-dev /usr/include/microhttpd.h"
+	"python3         /usr/bin/python3"
 	"pkg-config      /usr/bin/pkg-config"
 	"gcc             /usr/bin/gcc"
 	"make            /usr/bin/make"
 	"iproute2        /usr/sbin/ip"
 	"procps          /usr/bin/pgrep"
 )
+
+# The benchmarks' baselines and plots (make bench).
+bench_deps=(
+	"libbpf-tools    /usr/sbin/exitsnoop"
+	"gnuplot-nox     /usr/bin/gnuplot"
+)
+
+case "${1:-}" in
+	--bench) deps+=("${bench_deps[@]}") ;;
+	"") ;;
+	*) echo "usage: $0 [--bench]" >&2; exit 2 ;;
+esac
 
 missing=()
 for d in "${deps[@]}"; do

@@ -185,6 +185,14 @@ struct zm_kstats {
 /* Ring-buffer size: 1 MiB lost nothing in ~17M events here. */
 #define ZM_RINGBUF_BYTES (1U << 20)
 
+/*
+ * Slots of the exit generation array: the program bumps slot
+ * (tgid & (ZM_EXIT_GEN_SLOTS - 1)) whenever a process (any, watched or not)
+ * finishes exiting, so that the agent can tell, from memory and without a
+ * system call, that a process it saw alive has not died since.
+ */
+#define ZM_EXIT_GEN_SLOTS 65536U
+
 /* Watched-process map capacity. */
 #define ZM_MAX_PROC_WATCHES (1U << 20)
 

@@ -44,12 +44,16 @@ enum zm_rec_type {
 	ZM_REC_SYNC = 0x13,
 	ZM_REC_STATUS = 0x14,
 	ZM_REC_MONITOR_TCP = 0x15,
+	ZM_REC_STATS = 0x16,
+	ZM_REC_TARGETS = 0x17,
 	/* agent -> client */
 	ZM_REC_WELCOME = 0x02,
 	ZM_REC_DOWN = 0x20,
 	ZM_REC_ERROR = 0x21,
 	ZM_REC_SYNCED = 0x22,
 	ZM_REC_STATUS_REPLY = 0x23,
+	ZM_REC_STATS_REPLY = 0x24,
+	ZM_REC_TARGETS_REPLY = 0x25,
 };
 
 /* Fixed body sizes (bytes after the 4-byte record header). */
@@ -66,6 +70,9 @@ enum zm_rec_type {
 #define ZM_ERROR_LEN 16U
 #define ZM_SYNCED_LEN 8U
 #define ZM_STATUS_REPLY_LEN 8U
+#define ZM_STATS_LEN 8U
+#define ZM_TARGETS_LEN 16U
+#define ZM_TEXT_REPLY_LEN 16U      /* STATS_REPLY, TARGETS_REPLY: before the text */
 
 /* HELLO: the first record a client sends. name: trailing bytes, <= ZM_NAME_MAX. */
 struct zm_hello {
@@ -189,7 +196,29 @@ struct zm_error {
 	char message[ZM_MSG_MAX + 1];
 };
 
-/* SYNC / SYNCED, STATUS: a token echoed back. STATUS_REPLY: token + text. */
+/* SYNC / SYNCED, STATUS, STATS: a token echoed back. STATUS_REPLY: token + text. */
+
+/* TARGETS: list the watched targets, the agent's view beside the kernel's. */
+struct zm_targets {
+	uint64_t token;
+	uint32_t limit;            /* at most this many target lines; 0 = all */
+	uint32_t flags;            /* none defined: send 0 */
+};
+
+#define ZM_TEXT_MORE 0x1U          /* another reply record with this token follows */
+
+/*
+ * STATS_REPLY, TARGETS_REPLY: one answer as one or more records, each
+ * holding whole lines of text; the records of one token arrive in order, all
+ * but the last with ZM_TEXT_MORE. text points into the record decoded.
+ */
+struct zm_text_reply {
+	uint64_t token;
+	uint32_t flags;            /* ZM_TEXT_MORE */
+	uint32_t reserved;
+	const uint8_t *text;
+	size_t text_len;
+};
 
 /* ---- codec -------------------------------------------------------------- */
 
@@ -245,7 +274,21 @@ size_t zm_enc_demonitor(uint8_t *out, const struct zm_demonitor *m);
 size_t zm_enc_down(uint8_t *out, const struct zm_down *m);
 size_t zm_enc_monitor_tcp(uint8_t *out, const struct zm_monitor_tcp *m);
 size_t zm_enc_error(uint8_t *out, const struct zm_error *m);
-size_t zm_enc_u64(uint8_t *out, uint64_t token);   /* SYNC, SYNCED, STATUS */
+size_t zm_enc_u64(uint8_t *out, uint64_t token);   /* SYNC, SYNCED, STATUS, STATS */
+size_t zm_enc_targets(uint8_t *out, const struct zm_targets *m);
+/* The text reply's fixed part; m->text (m->text_len bytes) follows it. */
+size_t zm_enc_text_reply(uint8_t *out, const struct zm_text_reply *m);
+
+/*
+ * Queue text as text-reply records of type (ZM_REC_STATS_REPLY,
+ * ZM_REC_TARGETS_REPLY) carrying token: as few records as hold it, each
+ * cut after a newline (a line longer than a record is cut where the record
+ * is full), all but the last flagged ZM_TEXT_MORE. Empty text is one
+ * record. The number of records queued (>= 1), or -ENOMEM (records queued
+ * before the failure stay queued).
+ */
+int zm_frame_add_text_reply(struct zm_frame_writer *w, uint16_t type, uint64_t token,
+			    const char *text, size_t len);
 
 /* A frame found at the head of a byte stream. */
 struct zm_frame {
@@ -292,6 +335,8 @@ int zm_dec_down(const struct zm_record *r, struct zm_down *ret);
 int zm_dec_monitor_tcp(const struct zm_record *r, struct zm_monitor_tcp *ret);
 int zm_dec_error(const struct zm_record *r, struct zm_error *ret);
 int zm_dec_u64(const struct zm_record *r, uint64_t *ret);
+int zm_dec_targets(const struct zm_record *r, struct zm_targets *ret);
+int zm_dec_text_reply(const struct zm_record *r, struct zm_text_reply *ret);
 
 /* Name of a record type for messages ("MONITOR_PROC"), "unknown" if none. */
 const char *zm_rec_type_name(uint16_t type);

@@ -269,7 +269,7 @@ static pid_t agent_spawn(const char *sock, const char *pin_dir, const char *log,
 			 const char *const *extra)
 {
 	const char *exe = zmh_zenmond_path();
-	const char *argv[8 + ZMH_MAX_EXTRA_ARGS + 1];
+	const char *argv[10 + ZMH_MAX_EXTRA_ARGS + 1];
 	size_t argc = 0;
 	pid_t pid;
 	int logfd;
@@ -281,6 +281,9 @@ static pid_t agent_spawn(const char *sock, const char *pin_dir, const char *log,
 	argv[argc++] = pin_dir;
 	argv[argc++] = "--log-level";
 	argv[argc++] = log_level();
+	/* Not the host's /etc/zenmon/zenmond.conf: only what the test says. */
+	argv[argc++] = "--config";
+	argv[argc++] = "/dev/null";
 	for (size_t i = 0; extra && extra[i]; i++) {
 		if (i >= ZMH_MAX_EXTRA_ARGS)
 			return -E2BIG;

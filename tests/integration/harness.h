@@ -14,7 +14,8 @@
  *   }
  *
  * zmh_group_setup() starts the agent (own socket under /tmp/zm-it-XXXXXX, own
- * pin dir /sys/fs/bpf/zm-it-<pid>-<n>); zmh_group_teardown() stops it and
+ * pin dir /sys/fs/bpf/zm-it-<pid>-<n>, --config /dev/null so that no host
+ * configuration file applies); zmh_group_teardown() stops it and
  * checks that it exited 0 and removed its socket and pins. Without root or
  * BPF the group fails under CI=true and is skipped (with a message) outside.
  *

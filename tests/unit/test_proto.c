@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -1383,6 +1384,165 @@ static void test_down_of_unknown_kind_needs_only_40_bytes(void **state)
 	assert_int_equal(out.kind, 3);
 }
 
+/* ---- STATS, TARGETS and their text replies ------------------------------ */
+
+static void test_targets_body_layout_matches_protocol_doc(void **state)
+{
+	struct zm_targets m = { .token = 0x0102030405060708ULL, .limit = 500, .flags = 0 }, got;
+	uint8_t body[ZM_TARGETS_LEN];
+	struct zm_record r = { .body = body, .type = ZM_REC_TARGETS, .len = ZM_TARGETS_LEN };
+
+	assert_int_equal(zm_enc_targets(body, &m), ZM_TARGETS_LEN);
+	assert_hex(body, sizeof(body), "08 07 06 05 04 03 02 01  f4 01 00 00  00 00 00 00");
+	assert_int_equal(zm_dec_targets(&r, &got), 0);
+	assert_true(got.token == m.token);
+	assert_int_equal(got.limit, 500);
+	assert_int_equal(got.flags, 0);
+	r.len = ZM_TARGETS_LEN - 1;
+	assert_int_equal(zm_dec_targets(&r, &got), -EBADMSG);
+}
+
+static void test_text_reply_layout_is_token_flags_reserved_then_text(void **state)
+{
+	struct zm_text_reply m = { .token = 7, .flags = ZM_TEXT_MORE }, got;
+	uint8_t body[ZM_TEXT_REPLY_LEN + 3];
+	struct zm_record r = { .body = body, .type = ZM_REC_STATS_REPLY, .len = sizeof(body) };
+
+	assert_int_equal(zm_enc_text_reply(body, &m), ZM_TEXT_REPLY_LEN);
+	memcpy(body + ZM_TEXT_REPLY_LEN, "a 1", 3);
+	assert_hex(body, sizeof(body), "07 00 00 00 00 00 00 00  01 00 00 00  00 00 00 00  61 20 31");
+	assert_int_equal(zm_dec_text_reply(&r, &got), 0);
+	assert_true(got.token == 7);
+	assert_int_equal(got.flags, ZM_TEXT_MORE);
+	assert_int_equal(got.text_len, 3);
+	assert_memory_equal(got.text, "a 1", 3);
+	r.len = ZM_TEXT_REPLY_LEN - 1;
+	assert_int_equal(zm_dec_text_reply(&r, &got), -EBADMSG);
+}
+
+/*
+ * The text of every reply record in b, joined; checks the MORE flags and the
+ * token, and with whole_lines that no record but the last cuts a line.
+ */
+static char *join_text_replies(const struct zm_buf *b, uint64_t token, bool whole_lines,
+			       size_t *ret_records)
+{
+	size_t off = 0, records = 0, len = 0;
+	char *text = calloc(1, 1);
+	bool ended = false;
+
+	assert_non_null(text);
+	while (off < zm_buf_pending(b)) {
+		struct zm_frame f;
+		struct zm_record_iter it;
+		struct zm_record rec;
+
+		assert_int_equal(zm_frame_parse(zm_buf_head(b) + off, zm_buf_pending(b) - off, ZM_FRAME_MAX, &f), 1);
+		zm_record_iter_init(&it, &f);
+		while (zm_record_next(&it, &rec) > 0) {
+			struct zm_text_reply t;
+
+			assert_false(ended);
+			assert_int_equal(rec.type, ZM_REC_TARGETS_REPLY);
+			assert_int_equal(zm_dec_text_reply(&rec, &t), 0);
+			assert_true(t.token == token);
+			if (whole_lines && (t.flags & ZM_TEXT_MORE))
+				assert_true(t.text_len > 0 && t.text[t.text_len - 1] == '\n');
+			text = realloc(text, len + t.text_len + 1);
+			assert_non_null(text);
+			memcpy(text + len, t.text, t.text_len);
+			len += t.text_len;
+			text[len] = '\0';
+			ended = !(t.flags & ZM_TEXT_MORE);
+			records++;
+		}
+		off += f.len;
+	}
+	assert_true(ended);
+	*ret_records = records;
+	return text;
+}
+
+static void test_short_text_reply_is_one_record_without_more(void **state)
+{
+	struct zm_buf b = { 0 };
+	struct zm_frame_writer w;
+	size_t records;
+	char *text;
+
+	zm_frame_writer_init(&w, &b);
+	assert_int_equal(zm_frame_add_text_reply(&w, ZM_REC_TARGETS_REPLY, 5, "a\nb\n", 4), 1);
+	zm_frame_end(&w);
+	text = join_text_replies(&b, 5, true, &records);
+	assert_int_equal(records, 1);
+	assert_string_equal(text, "a\nb\n");
+	free(text);
+	zm_buf_free(&b);
+}
+
+static void test_empty_text_reply_is_one_empty_record(void **state)
+{
+	struct zm_buf b = { 0 };
+	struct zm_frame_writer w;
+	size_t records;
+	char *text;
+
+	zm_frame_writer_init(&w, &b);
+	assert_int_equal(zm_frame_add_text_reply(&w, ZM_REC_TARGETS_REPLY, 6, "", 0), 1);
+	zm_frame_end(&w);
+	text = join_text_replies(&b, 6, true, &records);
+	assert_int_equal(records, 1);
+	assert_string_equal(text, "");
+	free(text);
+	zm_buf_free(&b);
+}
+
+static void test_long_text_reply_splits_after_whole_lines(void **state)
+{
+	/* 3000 lines of 48 bytes: 144 kB, three records at least. */
+	size_t n = 3000 * 48, records;
+	char *in = malloc(n + 1), *out;
+	struct zm_buf b = { 0 };
+	struct zm_frame_writer w;
+	size_t off = 0;
+
+	assert_non_null(in);
+	for (int i = 0; i < 3000; i++)
+		off += (size_t)sprintf(in + off, "target kind=process pid=%08d monitors=1 x=y\n", i);
+	assert_int_equal(off, n);
+	zm_frame_writer_init(&w, &b);
+	assert_true(zm_frame_add_text_reply(&w, ZM_REC_TARGETS_REPLY, 9, in, n) >= 3);
+	zm_frame_end(&w);
+	/* every record but the last ends with a newline: no line is cut */
+	out = join_text_replies(&b, 9, true, &records);
+	assert_true(records >= 3);
+	assert_string_equal(out, in);
+	free(in);
+	free(out);
+	zm_buf_free(&b);
+}
+
+static void test_text_reply_line_longer_than_a_record_is_cut(void **state)
+{
+	size_t n = 100000, records;
+	char *in = malloc(n + 1), *out;
+	struct zm_buf b = { 0 };
+	struct zm_frame_writer w;
+
+	assert_non_null(in);
+	memset(in, 'x', n);
+	in[n] = '\0';
+	zm_frame_writer_init(&w, &b);
+	assert_int_equal(zm_frame_add_text_reply(&w, ZM_REC_TARGETS_REPLY, 1, in, n), 2);
+	zm_frame_end(&w);
+	out = join_text_replies(&b, 1, false, &records);
+	assert_int_equal(records, 2);
+	assert_string_equal(out, in);
+	free(in);
+	free(out);
+	zm_buf_free(&b);
+}
+
 /* ---- names -------------------------------------------------------------- */
 
 static void test_record_type_names(void **state)
@@ -1399,6 +1559,10 @@ static void test_record_type_names(void **state)
 	assert_string_equal(zm_rec_type_name(ZM_REC_ERROR), "ERROR");
 	assert_string_equal(zm_rec_type_name(ZM_REC_SYNCED), "SYNCED");
 	assert_string_equal(zm_rec_type_name(ZM_REC_STATUS_REPLY), "STATUS_REPLY");
+	assert_string_equal(zm_rec_type_name(ZM_REC_STATS), "STATS");
+	assert_string_equal(zm_rec_type_name(ZM_REC_TARGETS), "TARGETS");
+	assert_string_equal(zm_rec_type_name(ZM_REC_STATS_REPLY), "STATS_REPLY");
+	assert_string_equal(zm_rec_type_name(ZM_REC_TARGETS_REPLY), "TARGETS_REPLY");
 	assert_string_equal(zm_rec_type_name(0), "unknown");
 }
 
@@ -1417,6 +1581,12 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_encoding_is_little_endian),
+		cmocka_unit_test(test_targets_body_layout_matches_protocol_doc),
+		cmocka_unit_test(test_text_reply_layout_is_token_flags_reserved_then_text),
+		cmocka_unit_test(test_short_text_reply_is_one_record_without_more),
+		cmocka_unit_test(test_empty_text_reply_is_one_empty_record),
+		cmocka_unit_test(test_long_text_reply_splits_after_whole_lines),
+		cmocka_unit_test(test_text_reply_line_longer_than_a_record_is_cut),
 		cmocka_unit_test(test_frame_header_is_length_then_zm_magic_then_count),
 		cmocka_unit_test(test_down_body_layout_matches_protocol_doc),
 		cmocka_unit_test(test_error_code_and_message_layout),

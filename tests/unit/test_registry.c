@@ -1352,6 +1352,73 @@ static void test_sub_free_of_many_targets_unwatches_each(void **state)
 	assert_int_equal(registry_monitor_count(w->r), 0);
 }
 
+/* ---- counters (the agent's metrics) ------------------------------------- */
+
+static void test_counters_account_for_every_monitor_once(void **state)
+{
+	struct world *w = *state;
+	struct reg_sub *a = registry_sub_new(w->r, NULL), *b = registry_sub_new(w->r, NULL);
+	struct reg_key p1 = proc_key(10, 1), p2 = proc_key(11, 1);
+	struct reg_key t1 = { .kind = ZM_TARGET_TCP, .a = 77 };
+	const struct registry_counters *c = registry_counters(w->r);
+	struct zm_down d = death_of(&p1), out[4];
+	uint64_t gone;
+
+	add_ok(w->r, a, 1, p1);
+	add_ok(w->r, a, 2, p1);
+	add_ok(w->r, a, 3, p2);
+	add_ok(w->r, b, 1, p1);
+	add_ok(w->r, b, 2, t1);
+	assert_int_equal(c->added[ZM_TARGET_PROCESS], 4);
+	assert_int_equal(c->added[ZM_TARGET_TCP], 1);
+	assert_int_equal(c->targets[ZM_TARGET_PROCESS], 2);
+	assert_int_equal(c->targets[ZM_TARGET_TCP], 1);
+
+	assert_int_equal(registry_target_fire(w->r, &p1, &d, 5), 3);   /* a:1, a:2, b:1 queued */
+	assert_int_equal(c->targets[ZM_TARGET_PROCESS], 1);
+	assert_int_equal(registry_queued_max(w->r), 2);
+	assert_int_equal(registry_sub_pop(w->r, a, out, 1), 1);         /* a:1 sent */
+	assert_int_equal(registry_monitor_remove(w->r, a, 2), 1);       /* a:2 flushed */
+	assert_int_equal(registry_monitor_remove(w->r, a, 3), 0);       /* a:3 demonitored */
+	registry_sub_free(w->r, b);                                      /* b:1 queued, b:2 armed */
+	assert_int_equal(c->popped, 1);
+	assert_int_equal(c->removed_queued, 1);
+	assert_int_equal(c->removed_armed, 1);
+	assert_int_equal(c->dropped_queued, 1);
+	assert_int_equal(c->dropped_armed, 1);
+	assert_int_equal(c->targets[ZM_TARGET_PROCESS], 0);
+	assert_int_equal(c->targets[ZM_TARGET_TCP], 0);
+	gone = c->popped + c->removed_armed + c->removed_queued + c->dropped_armed + c->dropped_queued;
+	assert_int_equal(c->added[ZM_TARGET_PROCESS] + c->added[ZM_TARGET_TCP] - gone,
+			 registry_monitor_count(w->r) + registry_queued_count(w->r));
+	assert_int_equal(registry_queued_max(w->r), 0);
+}
+
+static void collect_ref(void *ctx, const struct reg_sub *s, uint64_t ref)
+{
+	uint64_t *refs = ctx;
+
+	refs[refs[0]++ + 1] = ref * 100 + registry_sub_id(s);
+}
+
+static void test_foreach_monitor_visits_a_target_s_monitors_in_order(void **state)
+{
+	struct world *w = *state;
+	struct reg_sub *a = registry_sub_new(w->r, NULL), *b = registry_sub_new(w->r, NULL);
+	struct reg_key p1 = proc_key(10, 1), none = proc_key(99, 1);
+	uint64_t refs[8] = { 0 };
+
+	add_ok(w->r, a, 5, p1);
+	add_ok(w->r, b, 6, p1);
+	add_ok(w->r, a, 7, proc_key(12, 1));
+	registry_target_foreach_monitor(w->r, &p1, collect_ref, refs);
+	assert_int_equal(refs[0], 2);
+	assert_int_equal(refs[1], 5 * 100 + registry_sub_id(a));
+	assert_int_equal(refs[2], 6 * 100 + registry_sub_id(b));
+	registry_target_foreach_monitor(w->r, &none, collect_ref, refs);
+	assert_int_equal(refs[0], 2);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -1406,6 +1473,8 @@ int main(void)
 		T(test_fire_alloc_failure_leaves_registry_unchanged),
 		T(test_table_growth_failure_is_not_an_error),
 		T(test_registry_new_alloc_failure_returns_null),
+		T(test_counters_account_for_every_monitor_once),
+		T(test_foreach_monitor_visits_a_target_s_monitors_in_order),
 		T(test_sub_new_alloc_failure_returns_null),
 		T(test_hundred_thousand_monitors_one_target_ten_subs_each_popped_once),
 		T(test_fire_of_million_monitors_allocates_once),

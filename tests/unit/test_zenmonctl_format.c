@@ -656,6 +656,36 @@ static void test_args_status(void **state)
 	assert_string_equal(err, "status: unknown option '--timeout'");
 }
 
+static void test_args_stats_and_targets(void **state)
+{
+	struct ctl_args a;
+	char err[256];
+
+	assert_int_equal(parse(&a, err, "stats", "--json", NULL), 0);
+	assert_int_equal(a.command, CTL_CMD_STATS);
+	assert_true(a.json);
+	ctl_args_free(&a);
+	assert_int_equal(parse(&a, err, "stats", "--limit", "5", NULL), -EINVAL);
+	assert_string_equal(err, "stats: unknown option '--limit'");
+	assert_int_equal(parse(&a, err, "targets", NULL), 0);
+	assert_int_equal(a.command, CTL_CMD_TARGETS);
+	assert_false(a.json);
+	assert_int_equal(a.limit, 0);
+	ctl_args_free(&a);
+	assert_int_equal(parse(&a, err, "targets", "-j", "--limit=20", NULL), 0);
+	assert_true(a.json);
+	assert_int_equal(a.limit, 20);
+	ctl_args_free(&a);
+	assert_int_equal(parse(&a, err, "targets", "-n", "0", NULL), -EINVAL);
+	assert_string_equal(err, "invalid limit '0': expected how many targets to list, a whole "
+			    "number from 1 to 10000000");
+	assert_int_equal(parse(&a, err, "targets", "1234", NULL), -EINVAL);
+	assert_string_equal(err, "targets: unexpected argument '1234'");
+	assert_int_equal(parse(&a, err, "help", "targets", NULL), 0);
+	assert_int_equal(a.help_topic, CTL_CMD_TARGETS);
+	ctl_args_free(&a);
+}
+
 static void test_args_help_and_version(void **state)
 {
 	struct ctl_args a;
@@ -685,7 +715,7 @@ static void test_args_help_and_version(void **state)
 	assert_int_equal(a.command, CTL_CMD_VERSION);
 	ctl_args_free(&a);
 	assert_int_equal(parse(&a, err, "help", "frob", NULL), -EINVAL);
-	assert_string_equal(err, "help: unknown command 'frob' (commands: monitor, monitor-tcp, status, help, version)");
+	assert_string_equal(err, "help: unknown command 'frob' (commands: monitor, monitor-tcp, status, stats, targets, help, version)");
 }
 
 static void test_args_usage_errors(void **state)
@@ -696,7 +726,7 @@ static void test_args_usage_errors(void **state)
 	assert_int_equal(parse(&a, err, NULL), -EINVAL);
 	assert_string_equal(err, "no command given");
 	assert_int_equal(parse(&a, err, "frob", NULL), -EINVAL);
-	assert_string_equal(err, "unknown command 'frob' (commands: monitor, monitor-tcp, status, help, version)");
+	assert_string_equal(err, "unknown command 'frob' (commands: monitor, monitor-tcp, status, stats, targets, help, version)");
 	assert_int_equal(parse(&a, err, "--json", "status", NULL), -EINVAL);
 	assert_string_equal(err, "unknown option '--json'");
 	assert_int_equal(parse(&a, err, "--socket", NULL), -EINVAL);
@@ -1208,6 +1238,7 @@ int main(void)
 		cmocka_unit_test(test_parse_limit),
 		cmocka_unit_test(test_args_monitor_errors),
 		cmocka_unit_test(test_args_status),
+		cmocka_unit_test(test_args_stats_and_targets),
 		cmocka_unit_test(test_args_help_and_version),
 		cmocka_unit_test(test_args_usage_errors),
 		cmocka_unit_test(test_parse_endpoint_ipv4_and_ipv6),

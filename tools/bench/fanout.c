@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: LGPL-2.1 OR BSD-2-Clause
 /*
- * zm-bench-fanout: how fast the agent fans a mass death out to its
+ * zm-bench fanout: how fast the agent fans a mass death out to its
  * subscribers.
  *
  * For each case (N monitors, P target processes, S subscribers) and run:
@@ -23,9 +23,10 @@
  *                registered - VmRSS before) / N
  *
  * Every run checks that each monitor got exactly one DOWN; a run that does
- * not is reported and makes the program exit 1.
+ * not is reported and fails the module.
  *
- * Needs root (the agent loads BPF programs). Run through `make bench`.
+ * The detailed table goes to stdout; the one-table summary keeps the
+ * extremes: one process and one subscriber, 100 processes and ten.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -49,18 +50,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench.h"
 #include "zenmon.h"
 
-#define MAX_LIST 8
 #define MAX_SUBS 64
 #define WAIT_MS 120000           /* for registration and for delivery */
-#define AGENT_START_MS 10000
 
 struct params {
-	const char *zenmond;
-	long sizes[MAX_LIST], procs[MAX_LIST], subs[MAX_LIST];
-	int n_sizes, n_procs, n_subs;
-	int runs;
+	const struct bench_cfg *cfg;
 	unsigned int max_batch;
 };
 
@@ -81,10 +78,6 @@ struct result {
 	bool ok;
 };
 
-struct agent {
-	pid_t pid;
-	char dir[64], sock[96], log[96], pin_dir[96];
-};
 
 /* What one subscriber has received. */
 struct sub {
@@ -93,246 +86,6 @@ struct sub {
 	size_t n, got, dups, bad;
 	uint64_t last_death_ns;  /* the latest time_ns (CLOCK_REALTIME) among its DOWNs */
 };
-
-/* ---- small things ---------------------------------------------------------- */
-
-static uint64_t clock_ns(clockid_t id)
-{
-	struct timespec ts;
-
-	clock_gettime(id, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
-
-static uint64_t now_ns(void)
-{
-	return clock_ns(CLOCK_MONOTONIC);
-}
-
-static int read_text(const char *path, char *buf, size_t cap)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	ssize_t n;
-
-	if (fd < 0)
-		return -errno;
-	n = read(fd, buf, cap - 1);
-	close(fd);
-	if (n < 0)
-		return -errno;
-	buf[n] = '\0';
-	return (int)n;
-}
-
-/*
- * CPU time the agent has used, in ns: the first field of
- * /proc/PID/task/TID/schedstat summed over its threads (nanoseconds; the
- * utime + stime of /proc/PID/stat count 10 ms ticks, too coarse for a flood
- * that lasts 10 ms). Falls back to utime + stime without schedstat.
- */
-static uint64_t agent_cpu_ns(pid_t pid)
-{
-	char path[300], buf[1024];
-	struct dirent *e;
-	uint64_t sum = 0;
-	bool any = false;
-	DIR *d;
-
-	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
-	d = opendir(path);
-	while (d && (e = readdir(d)) != NULL) {
-		if (e->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "/proc/%d/task/%s/schedstat", (int)pid, e->d_name);
-		if (read_text(path, buf, sizeof(buf)) > 0) {
-			sum += strtoull(buf, NULL, 10);
-			any = true;
-		}
-	}
-	if (d)
-		closedir(d);
-	if (!any) {
-		unsigned long long ut = 0, st = 0;
-		char *p;
-
-		snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-		if (read_text(path, buf, sizeof(buf)) < 0 || !(p = strrchr(buf, ')')))
-			return 0;
-		/* after ") " come fields 3, 4, ...: utime is 14, stime 15 */
-		if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
-			return 0;
-		sum = (ut + st) * (1000000000ULL / (uint64_t)sysconf(_SC_CLK_TCK));
-	}
-	return sum;
-}
-
-/* A "Name:   N kB" line of /proc/PID/status, in bytes; 0 if missing. */
-static uint64_t proc_status_kb(pid_t pid, const char *name)
-{
-	char path[64], buf[4096];
-	const char *p;
-
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	if (read_text(path, buf, sizeof(buf)) < 0)
-		return 0;
-	p = strstr(buf, name);
-	if (!p)
-		return 0;
-	return strtoull(p + strlen(name), NULL, 10) * 1024ULL;
-}
-
-/* Reset the agent's VmHWM to its current RSS (clear_refs value 5). */
-static void reset_peak_rss(pid_t pid)
-{
-	char path[64];
-	int fd;
-
-	snprintf(path, sizeof(path), "/proc/%d/clear_refs", (int)pid);
-	fd = open(path, O_WRONLY | O_CLOEXEC);
-	if (fd < 0)
-		return;
-	if (write(fd, "5", 1) != 1)
-		fprintf(stderr, "zm-bench-fanout: cannot reset VmHWM: %s\n", strerror(errno));
-	close(fd);
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n)
-{
-	qsort(v, (size_t)n, sizeof(*v), cmp_double);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
-/* ---- the agent ------------------------------------------------------------- */
-
-static int agent_connectable(const char *path)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), r;
-
-	if (fd < 0)
-		return -errno;
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
-	r = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ? -errno : 0;
-	close(fd);
-	return r;
-}
-
-static void agent_print_log(const struct agent *a)
-{
-	char buf[8192];
-
-	if (read_text(a->log, buf, sizeof(buf)) > 0)
-		fprintf(stderr, "---- %s ----\n%s---- end ----\n", a->log, buf);
-}
-
-static int agent_start(struct agent *a, const struct params *p)
-{
-	static unsigned int seq;
-	char batch[16];
-	uint64_t deadline;
-
-	memset(a, 0, sizeof(*a));
-	snprintf(a->dir, sizeof(a->dir), "/tmp/zm-bench-XXXXXX");
-	if (!mkdtemp(a->dir))
-		return -errno;
-	snprintf(a->sock, sizeof(a->sock), "%s/sock", a->dir);
-	snprintf(a->log, sizeof(a->log), "%s/zenmond.log", a->dir);
-	snprintf(a->pin_dir, sizeof(a->pin_dir), "/sys/fs/bpf/zm-bench-%d-%u", (int)getpid(), seq++);
-	snprintf(batch, sizeof(batch), "%u", p->max_batch);
-
-	a->pid = fork();
-	if (a->pid < 0)
-		return -errno;
-	if (a->pid == 0) {
-		struct rlimit rl;
-		int log = open(a->log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-
-		prctl(PR_SET_PDEATHSIG, SIGTERM);
-		/* As many fds as we may: the agent holds one per client. */
-		if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
-			rl.rlim_cur = rl.rlim_max;
-			setrlimit(RLIMIT_NOFILE, &rl);
-		}
-		if (log >= 0) {
-			dup2(log, 1);
-			dup2(log, 2);
-		}
-		execl(p->zenmond, p->zenmond, "--socket", a->sock, "--pin-dir", a->pin_dir,
-		      "--max-batch", batch, "--max-rate", "0", "--log-level", "warn", (char *)NULL);
-		fprintf(stderr, "exec %s: %s\n", p->zenmond, strerror(errno));
-		_exit(127);
-	}
-	deadline = now_ns() + AGENT_START_MS * 1000000ULL;
-	while (agent_connectable(a->sock) < 0) {
-		if (waitpid(a->pid, NULL, WNOHANG) == a->pid || now_ns() > deadline) {
-			fprintf(stderr, "zm-bench-fanout: zenmond did not start\n");
-			agent_print_log(a);
-			kill(a->pid, SIGKILL);
-			waitpid(a->pid, NULL, 0);
-			return -ECHILD;
-		}
-		usleep(10000);
-	}
-	return 0;
-}
-
-static void agent_stop(struct agent *a)
-{
-	char cmd[160];
-	int ws = 0;
-
-	kill(a->pid, SIGTERM);
-	if (waitpid(a->pid, &ws, 0) == a->pid && (!WIFEXITED(ws) || WEXITSTATUS(ws) != 0)) {
-		fprintf(stderr, "zm-bench-fanout: zenmond ended with wait status 0x%x\n", ws);
-		agent_print_log(a);
-	}
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", a->dir);
-	if (system(cmd) != 0)
-		fprintf(stderr, "zm-bench-fanout: could not remove %s\n", a->dir);
-}
-
-/* ---- targets ----------------------------------------------------------------- */
-
-/* n processes in one new process group (its id in *ret_pgid), asleep until
- * killed. 0 or -errno. */
-static int targets_spawn(pid_t *pids, long n, pid_t *ret_pgid)
-{
-	pid_t pgid = 0;
-
-	for (long i = 0; i < n; i++) {
-		pid_t pid = fork();
-
-		if (pid < 0)
-			return -errno;
-		if (pid == 0) {
-			prctl(PR_SET_PDEATHSIG, SIGKILL);
-			for (;;)
-				pause();
-		}
-		/* Both sides may race to set it; the parent's call settles it
-		 * before the pid is used. */
-		if (setpgid(pid, pgid) < 0)
-			return -errno;
-		if (!pgid)
-			pgid = pid;
-		pids[i] = pid;
-	}
-	*ret_pgid = pgid;
-	return 0;
-}
-
-static void targets_reap(const pid_t *pids, long n)
-{
-	for (long i = 0; i < n; i++)
-		waitpid(pids[i], NULL, 0);
-}
 
 /* ---- one run ------------------------------------------------------------------ */
 
@@ -369,7 +122,7 @@ static int collect(struct sub *subs, long n_subs, uint64_t deadline)
 		}
 		if (done == n_subs)
 			return 0;
-		if (now_ns() > deadline)
+		if (bench_now_ns() > deadline)
 			return -ETIMEDOUT;
 		if (poll(pfd, (nfds_t)n_subs, 100) < 0 && errno != EINTR)
 			return -errno;
@@ -388,21 +141,24 @@ static int run_once(const struct params *p, long n, long n_procs, long n_subs, s
 {
 	struct sub subs[MAX_SUBS];
 	pid_t *pids = calloc((size_t)n_procs, sizeof(pid_t)), pgid = 0;
-	struct agent a;
+	struct bench_agent a;
 	uint64_t t0, t1, cpu0, cpu1, rss0, rss1, kill_real, last_death = 0;
 	long target = 0;
+	char batch[16];
+	const char *args[] = { "--max-batch", batch, "--max-rate", "0", NULL };
 	int r;
 
+	snprintf(batch, sizeof(batch), "%u", p->max_batch);
 	memset(res, 0, sizeof(*res));
 	memset(subs, 0, sizeof(subs));
 	if (!pids)
 		return -ENOMEM;
-	r = agent_start(&a, p);
+	r = bench_agent_start(&a, p->cfg, args);
 	if (r < 0) {
 		free(pids);
 		return r;
 	}
-	r = targets_spawn(pids, n_procs, &pgid);
+	r = bench_spawn_sleepers(pids, n_procs, &pgid);
 	if (r < 0)
 		goto out;
 
@@ -418,23 +174,23 @@ static int run_once(const struct params *p, long n, long n_procs, long n_subs, s
 		}
 		r = zm_connect_opts(&o, &subs[i].c);
 		if (r < 0) {
-			fprintf(stderr, "zm-bench-fanout: connect: %s\n", strerror(-r));
+			fprintf(stderr, "zm-bench fanout: connect: %s\n", strerror(-r));
 			goto out;
 		}
 	}
 
 	/* Registration: everything queued (the library sends as it goes),
 	 * then one round trip per subscriber. */
-	reset_peak_rss(a.pid);
-	rss0 = proc_status_kb(a.pid, "VmRSS:");
-	t0 = now_ns();
+	bench_reset_peak_rss(a.pid);
+	rss0 = bench_proc_status_bytes(a.pid, "VmRSS:");
+	t0 = bench_now_ns();
 	for (long i = 0; i < n_subs; i++) {
 		for (size_t k = 0; k < subs[i].n; k++) {
 			uint64_t ref;
 
 			r = zm_monitor_pid(subs[i].c, pids[target], &ref);
 			if (r < 0) {
-				fprintf(stderr, "zm-bench-fanout: monitor: %s\n", strerror(-r));
+				fprintf(stderr, "zm-bench fanout: monitor: %s\n", strerror(-r));
 				goto out;
 			}
 			target = (target + 1) % n_procs;
@@ -444,30 +200,30 @@ static int run_once(const struct params *p, long n, long n_procs, long n_subs, s
 	for (long i = 0; i < n_subs; i++) {
 		r = zm_sync(subs[i].c, WAIT_MS, NULL, NULL);
 		if (r < 0) {
-			fprintf(stderr, "zm-bench-fanout: sync: %s\n", strerror(-r));
+			fprintf(stderr, "zm-bench fanout: sync: %s\n", strerror(-r));
 			goto out;
 		}
 	}
-	t1 = now_ns();
-	rss1 = proc_status_kb(a.pid, "VmRSS:");
+	t1 = bench_now_ns();
+	rss1 = bench_proc_status_bytes(a.pid, "VmRSS:");
 	res->m[M_REG_PER_S] = n / ((t1 - t0) / 1e9);
 	res->m[M_BYTES_PER_MON] = ((double)rss1 - (double)rss0) / n;
 
 	/* The mass death. */
-	cpu0 = agent_cpu_ns(a.pid);
-	kill_real = clock_ns(CLOCK_REALTIME);
-	t0 = now_ns();
+	cpu0 = bench_proc_cpu_ns(a.pid);
+	kill_real = bench_clock_ns(CLOCK_REALTIME);
+	t0 = bench_now_ns();
 	if (kill(-pgid, SIGKILL) < 0) {
 		r = -errno;
 		goto out;
 	}
 	r = collect(subs, n_subs, t0 + WAIT_MS * 1000000ULL);
-	t1 = now_ns();
-	cpu1 = agent_cpu_ns(a.pid);
-	targets_reap(pids, n_procs);
+	t1 = bench_now_ns();
+	cpu1 = bench_proc_cpu_ns(a.pid);
+	bench_reap(pids, n_procs);
 	pgid = 0;
 	if (r < 0) {
-		fprintf(stderr, "zm-bench-fanout: collecting DOWNs: %s\n", strerror(-r));
+		fprintf(stderr, "zm-bench fanout: collecting DOWNs: %s\n", strerror(-r));
 		goto out;
 	}
 	for (long i = 0; i < n_subs; i++)
@@ -477,7 +233,7 @@ static int run_once(const struct params *p, long n, long n_procs, long n_subs, s
 	res->m[M_LAST_MS] = (t1 - t0) / 1e6;
 	res->m[M_DOWNS_PER_S] = n / ((t1 - t0) / 1e9);
 	res->m[M_NS_PER_DOWN] = (double)(cpu1 - cpu0) / n;
-	res->m[M_PEAK_MIB] = proc_status_kb(a.pid, "VmHWM:") / 1048576.0;
+	res->m[M_PEAK_MIB] = bench_proc_status_bytes(a.pid, "VmHWM:") / 1048576.0;
 
 	res->ok = true;
 	for (long i = 0; i < n_subs; i++) {
@@ -486,7 +242,7 @@ static int run_once(const struct params *p, long n, long n_procs, long n_subs, s
 		for (size_t ref = 1; ref <= subs[i].n; ref++)
 			missing += subs[i].seen[ref] == 0;
 		if (missing || subs[i].dups || subs[i].bad) {
-			fprintf(stderr, "zm-bench-fanout: subscriber %ld: %zu missing, %zu duplicate, "
+			fprintf(stderr, "zm-bench fanout: subscriber %ld: %zu missing, %zu duplicate, "
 				"%zu wrong DOWNs of %zu\n", i, missing, subs[i].dups, subs[i].bad,
 				subs[i].n);
 			res->ok = false;
@@ -496,209 +252,83 @@ static int run_once(const struct params *p, long n, long n_procs, long n_subs, s
 out:
 	if (pgid) {
 		kill(-pgid, SIGKILL);
-		targets_reap(pids, n_procs);
+		bench_reap(pids, n_procs);
 	}
 	for (long i = 0; i < n_subs; i++) {
 		zm_close(subs[i].c);
 		free(subs[i].seen);
 	}
-	agent_stop(&a);
+	bench_agent_stop(&a);
 	free(pids);
 	return r;
 }
 
-/* ---- main ----------------------------------------------------------------------- */
+/* ---- the module ------------------------------------------------------------ */
 
-static int parse_list(const char *s, long *out, int *ret_n)
+/* Run one case cfg->runs times; medians in med[]. false when a run failed. */
+static bool run_case(const struct params *p, long n, long n_procs, long n_subs,
+		     double med[N_METRICS])
 {
-	int n = 0;
+	double v[N_METRICS][99];
+	size_t good = 0;
+	bool ok = true;
 
-	while (*s) {
-		char *end;
-		long v;
+	for (int run = 0; run < p->cfg->runs; run++) {
+		struct result r;
 
-		if (n == MAX_LIST)
-			return -1;
-		errno = 0;
-		v = strtol(s, &end, 10);
-		if (errno || end == s || v <= 0)
-			return -1;
-		if (*end == 'k' || *end == 'K')
-			v *= 1000, end++;
-		else if (*end == 'm' || *end == 'M')
-			v *= 1000000, end++;
-		out[n++] = v;
-		if (*end == ',')
-			end++;
-		else if (*end)
-			return -1;
-		s = end;
-	}
-	*ret_n = n;
-	return n > 0 ? 0 : -1;
-}
-
-static void usage(FILE *f)
-{
-	fprintf(f,
-"Usage: zm-bench-fanout [OPTIONS]\n"
-"Fan-out benchmark: N monitors on P processes killed together, read by S\n"
-"subscribers, rate unlimited. Needs root.\n"
-"  --zenmond PATH     the agent to run (default: build/zenmond)\n"
-"  --sizes LIST       monitors per case, e.g. 10k,100k,1M (default: 10k,100k)\n"
-"  --procs LIST       target processes (default: 1,100)\n"
-"  --subs LIST        subscribers, at most %d (default: 1,10)\n"
-"  --runs N           runs per case; medians are shown (default: 3)\n"
-"  --max-batch N      zenmond --max-batch and what subscribers ask (default: 16384)\n",
-		MAX_SUBS);
-}
-
-static void print_machine(const struct params *p)
-{
-	struct utsname u;
-	char buf[4096], model[128] = "unknown";
-	const char *m;
-
-	uname(&u);
-	if (read_text("/proc/cpuinfo", buf, sizeof(buf)) > 0 && (m = strstr(buf, "model name"))) {
-		m = strchr(m, ':');
-		if (m)
-			sscanf(m + 1, " %127[^\n]", model);
-	}
-	printf("zm-bench-fanout: zenmon fan-out benchmark (libzenmon %s)\n", zm_version());
-	printf("machine: Linux %s %s, %ld CPUs (%s), %.1f GiB RAM\n", u.release, u.machine,
-	       sysconf(_SC_NPROCESSORS_ONLN), model,
-	       (double)sysconf(_SC_PHYS_PAGES) * sysconf(_SC_PAGESIZE) / (1 << 30));
-	printf("agent: %s --max-batch %u --max-rate 0 (batch window: default); "
-	       "subscribers ask max_batch %u, max_rate 0 (unlimited)\n",
-	       p->zenmond, p->max_batch, p->max_batch);
-	printf("cases: sizes");
-	for (int i = 0; i < p->n_sizes; i++)
-		printf("%s%ld", i ? "," : " ", p->sizes[i]);
-	printf(" x procs");
-	for (int i = 0; i < p->n_procs; i++)
-		printf("%s%ld", i ? "," : " ", p->procs[i]);
-	printf(" x subscribers");
-	for (int i = 0; i < p->n_subs; i++)
-		printf("%s%ld", i ? "," : " ", p->subs[i]);
-	printf("; %d run(s) each, medians; one reader thread for all subscribers\n\n", p->runs);
-}
-
-int main(int argc, char **argv)
-{
-	static const struct option longopts[] = {
-		{ "zenmond", required_argument, NULL, 'z' },
-		{ "sizes", required_argument, NULL, 'n' },
-		{ "procs", required_argument, NULL, 'p' },
-		{ "subs", required_argument, NULL, 's' },
-		{ "runs", required_argument, NULL, 'r' },
-		{ "max-batch", required_argument, NULL, 'b' },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 }
-	};
-	struct params p = {
-		.zenmond = "build/zenmond",
-		.sizes = { 10000, 100000 }, .n_sizes = 2,
-		.procs = { 1, 100 }, .n_procs = 2,
-		.subs = { 1, 10 }, .n_subs = 2,
-		.runs = 3,
-		.max_batch = 16384,
-	};
-	bool all_ok = true;
-	int c;
-
-	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'z':
-			p.zenmond = optarg;
-			break;
-		case 'n':
-			if (parse_list(optarg, p.sizes, &p.n_sizes) < 0)
-				goto bad;
-			break;
-		case 'p':
-			if (parse_list(optarg, p.procs, &p.n_procs) < 0)
-				goto bad;
-			break;
-		case 's':
-			if (parse_list(optarg, p.subs, &p.n_subs) < 0)
-				goto bad;
-			for (int i = 0; i < p.n_subs; i++)
-				if (p.subs[i] > MAX_SUBS)
-					goto bad;
-			break;
-		case 'r':
-			p.runs = atoi(optarg);
-			if (p.runs < 1 || p.runs > 99)
-				goto bad;
-			break;
-		case 'b':
-			p.max_batch = (unsigned int)atoi(optarg);
-			if (p.max_batch < 1 || p.max_batch > 16384)
-				goto bad;
-			break;
-		case 'h':
-			usage(stdout);
-			return 0;
-		default:
-			goto bad;
+		if (run_once(p, n, n_procs, n_subs, &r) < 0 || !r.ok) {
+			ok = false;
+			continue;
 		}
+		for (int m = 0; m < N_METRICS; m++)
+			v[m][good] = r.m[m];
+		good++;
 	}
-	if (optind < argc)
-		goto bad;
-	if (geteuid() != 0) {
-		fprintf(stderr, "zm-bench-fanout: needs root (zenmond loads BPF programs)\n");
-		return 1;
-	}
-	if (access(p.zenmond, X_OK) != 0) {
-		fprintf(stderr, "zm-bench-fanout: %s: %s (build it first: make)\n", p.zenmond,
-			strerror(errno));
-		return 1;
-	}
-	signal(SIGPIPE, SIG_IGN);
-	setvbuf(stdout, NULL, _IOLBF, 0);
-	print_machine(&p);
+	for (int m = 0; m < N_METRICS; m++)
+		med[m] = bench_median(v[m], good);
+	return ok && good;
+}
 
-	printf("%9s %5s %4s | %9s | %9s %9s %11s | %8s %8s %6s | %s\n", "monitors", "procs", "subs",
-	       "reg/s", "deaths ms", "last ms", "DOWNs/s", "ns/DOWN", "peak MiB", "B/mon",
+int bench_fanout(const struct bench_cfg *cfg, struct bench_table *t)
+{
+	static const long sizes[] = { 10000, 100000, 1000000 };
+	static const long procs[] = { 1, 100 }, subs[] = { 1, 10 };
+	struct params p = { .cfg = cfg, .max_batch = 16384 };
+	size_t n_sizes = cfg->full ? 3 : 2;
+	bool all_ok = true;
+
+	printf("zenmond --max-batch %u --max-rate 0; subscribers ask max_batch %u and no rate "
+	       "limit; N monitors spread over P processes killed together and S subscribers "
+	       "read by one thread\n", p.max_batch, p.max_batch);
+	printf("%9s %5s %4s | %9s | %9s %9s %11s | %8s %8s %6s | %s\n", "monitors", "procs",
+	       "subs", "reg/s", "deaths ms", "last ms", "DOWNs/s", "ns/DOWN", "peak MiB", "B/mon",
 	       "exactly once");
-	for (int si = 0; si < p.n_sizes; si++) {
-		for (int pi = 0; pi < p.n_procs; pi++) {
-			for (int ui = 0; ui < p.n_subs; ui++) {
-				double v[N_METRICS][99], med[N_METRICS];
-				bool ok = true;
-				int good = 0;
+	for (size_t si = 0; si < n_sizes; si++) {
+		for (size_t pi = 0; pi < 2; pi++) {
+			for (size_t ui = 0; ui < 2; ui++) {
+				double med[N_METRICS];
+				bool ok = run_case(&p, sizes[si], procs[pi], subs[ui], med);
+				struct bench_row row = { .section = "fan-out", .unit = "DOWN/s" };
 
-				for (int run = 0; run < p.runs; run++) {
-					struct result r;
-
-					if (run_once(&p, p.sizes[si], p.procs[pi], p.subs[ui], &r) < 0 ||
-					    !r.ok) {
-						ok = false;
-						continue;
-					}
-					for (int m = 0; m < N_METRICS; m++)
-						v[m][good] = r.m[m];
-					good++;
-				}
 				all_ok = all_ok && ok;
-				if (!good) {
-					printf("%9ld %5ld %4ld | every run failed\n", p.sizes[si],
-					       p.procs[pi], p.subs[ui]);
-					continue;
-				}
-				for (int m = 0; m < N_METRICS; m++)
-					med[m] = median(v[m], good);
 				printf("%9ld %5ld %4ld | %9.0f | %9.1f %9.1f %11.0f | %8.0f %8.1f %6.0f | %s\n",
-				       p.sizes[si], p.procs[pi], p.subs[ui], med[M_REG_PER_S],
+				       sizes[si], procs[pi], subs[ui], med[M_REG_PER_S],
 				       med[M_DEATHS_MS], med[M_LAST_MS], med[M_DOWNS_PER_S],
 				       med[M_NS_PER_DOWN], med[M_PEAK_MIB], med[M_BYTES_PER_MON],
 				       ok ? "yes" : "NO (see above)");
+				if (pi != ui)
+					continue;
+				snprintf(row.measure, sizeof(row.measure),
+					 "%ldk monitors, %ld proc, %ld sub: DOWNs/s", sizes[si] / 1000,
+					 procs[pi], subs[ui]);
+				for (int c = 0; c < BCOL_N; c++)
+					row.v[c] = BENCH_NA;
+				row.v[BCOL_ZENMON] = med[M_DOWNS_PER_S];
+				snprintf(row.note, sizeof(row.note), "all in %.0f ms%s", med[M_LAST_MS],
+					 ok ? "" : ", NOT exactly once");
+				bench_table_add(t, &row);
 			}
 		}
 	}
-	return all_ok ? 0 : 1;
-bad:
-	usage(stderr);
-	return 2;
+	return all_ok ? 0 : -1;
 }

@@ -311,6 +311,56 @@ size_t zm_enc_u64(uint8_t *out, uint64_t token)
 	return 8;
 }
 
+size_t zm_enc_targets(uint8_t *out, const struct zm_targets *m)
+{
+	put_le64(out + 0, m->token);
+	put_le32(out + 8, m->limit);
+	put_le32(out + 12, m->flags);
+	return ZM_TARGETS_LEN;
+}
+
+size_t zm_enc_text_reply(uint8_t *out, const struct zm_text_reply *m)
+{
+	put_le64(out + 0, m->token);
+	put_le32(out + 8, m->flags);
+	put_le32(out + 12, m->reserved);
+	return ZM_TEXT_REPLY_LEN;
+}
+
+/* Text bytes one text-reply record holds at most. */
+#define TEXT_CHUNK_MAX (ZM_REC_MAX - ZM_REC_HDR_LEN - ZM_TEXT_REPLY_LEN)
+
+int zm_frame_add_text_reply(struct zm_frame_writer *w, uint16_t type, uint64_t token,
+			    const char *text, size_t len)
+{
+	struct zm_text_reply h = { .token = token };
+	uint8_t *body = malloc(ZM_TEXT_REPLY_LEN + (len < TEXT_CHUNK_MAX ? len : TEXT_CHUNK_MAX));
+	int r = 0, records = 0;
+
+	if (!body)
+		return -ENOMEM;
+	do {
+		size_t n = len;
+
+		if (n > TEXT_CHUNK_MAX) {
+			/* Cut after the last newline that fits, so that no line
+			 * is split across records unless it alone is too long. */
+			const char *nl = memrchr(text, '\n', TEXT_CHUNK_MAX);
+
+			n = nl ? (size_t)(nl - text) + 1 : TEXT_CHUNK_MAX;
+		}
+		h.flags = n < len ? ZM_TEXT_MORE : 0;
+		zm_enc_text_reply(body, &h);
+		memcpy(body + ZM_TEXT_REPLY_LEN, text, n);
+		r = zm_frame_add(w, type, body, ZM_TEXT_REPLY_LEN + n);
+		records++;
+		text += n;
+		len -= n;
+	} while (r == 0 && len > 0);
+	free(body);
+	return r < 0 ? r : records;
+}
+
 /* ---- frame and record parsing ------------------------------------------ */
 
 int zm_frame_parse(const uint8_t *p, size_t n, uint32_t max_frame, struct zm_frame *ret)
@@ -520,6 +570,32 @@ int zm_dec_u64(const struct zm_record *r, uint64_t *ret)
 	return 0;
 }
 
+int zm_dec_targets(const struct zm_record *r, struct zm_targets *ret)
+{
+	const uint8_t *p = r->body;
+
+	if (r->len < ZM_TARGETS_LEN)
+		return -EBADMSG;
+	ret->token = get_le64(p + 0);
+	ret->limit = get_le32(p + 8);
+	ret->flags = get_le32(p + 12);
+	return 0;
+}
+
+int zm_dec_text_reply(const struct zm_record *r, struct zm_text_reply *ret)
+{
+	const uint8_t *p = r->body;
+
+	if (r->len < ZM_TEXT_REPLY_LEN)
+		return -EBADMSG;
+	ret->token = get_le64(p + 0);
+	ret->flags = get_le32(p + 8);
+	ret->reserved = get_le32(p + 12);
+	ret->text = p + ZM_TEXT_REPLY_LEN;
+	ret->text_len = r->len - ZM_TEXT_REPLY_LEN;
+	return 0;
+}
+
 /* ---- names ------------------------------------------------------------ */
 
 const char *zm_rec_type_name(uint16_t type)
@@ -533,10 +609,14 @@ const char *zm_rec_type_name(uint16_t type)
 	case ZM_REC_SYNC: return "SYNC";
 	case ZM_REC_STATUS: return "STATUS";
 	case ZM_REC_MONITOR_TCP: return "MONITOR_TCP";
+	case ZM_REC_STATS: return "STATS";
+	case ZM_REC_TARGETS: return "TARGETS";
 	case ZM_REC_DOWN: return "DOWN";
 	case ZM_REC_ERROR: return "ERROR";
 	case ZM_REC_SYNCED: return "SYNCED";
 	case ZM_REC_STATUS_REPLY: return "STATUS_REPLY";
+	case ZM_REC_STATS_REPLY: return "STATS_REPLY";
+	case ZM_REC_TARGETS_REPLY: return "TARGETS_REPLY";
 	}
 	return "unknown";
 }

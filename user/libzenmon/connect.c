@@ -279,6 +279,7 @@ ZM_EXPORT void zm_close(struct zm_client *c)
 	free(c->batch);
 	lzm_refset_free(&c->active);
 	free(c->status_text);
+	zm_buf_free(&c->text);
 	free(c);
 }
 

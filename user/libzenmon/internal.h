@@ -4,7 +4,8 @@
  *   connect.c  the connection: HELLO/WELCOME, close, accessors
  *   send.c     requests: queueing, fd passing (pidfds, sockets), flushing
  *   recv.c     replies: reading, frame parsing, DOWN filtering and delivery
- *              (one DOWN at a time or a frame's worth at once), sync, status
+ *              (one DOWN at a time or a frame's worth at once), sync, status,
+ *              stats, targets
  *   refset.c   the set of active references
  * Nothing here is exported (the library is built -fvisibility=hidden).
  */
@@ -28,6 +29,8 @@
 #define LZM_READ_CHUNK (256U * 1024)
 #define LZM_READ_BUDGET (1U << 20)
 #define LZM_DEFAULT_TIMEOUT_MS 5000
+/* The longest STATS or TARGETS answer we collect. */
+#define LZM_TEXT_MAX (256U << 20)
 
 /* A dup'd fd (pidfd or socket) waiting to be sent with the frame that starts at pos. */
 struct lzm_pending_fd {
@@ -76,7 +79,15 @@ struct zm_client {
 	bool sync_done;
 	uint64_t status_token;
 	char *status_text;
-	int request_error;            /* the agent refused the SYNC/STATUS */
+	int request_error;            /* the agent refused the SYNC/STATUS/STATS/TARGETS */
+
+	/* zm_stats() / zm_targets() in progress (token 0: none): the text of
+	 * the reply records so far, until one comes without ZM_TEXT_MORE. */
+	uint64_t text_token;
+	uint16_t text_request;        /* ZM_REC_STATS or ZM_REC_TARGETS */
+	uint16_t text_reply;          /* the reply's record type */
+	struct zm_buf text;
+	bool text_done;
 
 	struct zm_welcome welcome;
 };

@@ -74,6 +74,8 @@ static bool recv_record_ok(const struct zm_record *rec)
 	case ZM_REC_ERROR: return rec->len >= ZM_ERROR_LEN;
 	case ZM_REC_SYNCED: return rec->len >= ZM_SYNCED_LEN;
 	case ZM_REC_STATUS_REPLY: return rec->len >= ZM_STATUS_REPLY_LEN;
+	case ZM_REC_STATS_REPLY:
+	case ZM_REC_TARGETS_REPLY: return rec->len >= ZM_TEXT_REPLY_LEN;
 	}
 	return true;
 }
@@ -87,6 +89,11 @@ static bool recv_synced(const struct zm_client *c)
 static bool recv_status_done(const struct zm_client *c)
 {
 	return c->status_text || c->request_error;
+}
+
+static bool recv_text_done(const struct zm_client *c)
+{
+	return c->text_done || c->request_error;
 }
 
 /* The read side is over (EOF, a read error): so is the connection. */
@@ -237,6 +244,8 @@ static void recv_error(struct zm_client *c, const struct zm_record *rec, const s
 	}
 	if (e.request == ZM_REC_STATUS && c->status_token && !recv_status_done(c))
 		c->request_error = -info.error;
+	if (e.request && e.request == c->text_request && c->text_token && !recv_text_done(c))
+		c->request_error = -info.error;
 
 	if (c->on_error)
 		c->on_error(c, &info, c->error_userdata);
@@ -260,6 +269,27 @@ static void recv_status_reply(struct zm_client *c, const struct zm_record *rec)
 	memcpy(text, rec->body + ZM_STATUS_REPLY_LEN, len);
 	text[len] = '\0';
 	c->status_text = text;
+}
+
+/* One record of a STATS or TARGETS answer: its text joins what came before. */
+static void recv_text_reply(struct zm_client *c, const struct zm_record *rec)
+{
+	struct zm_text_reply t;
+
+	(void)zm_dec_text_reply(rec, &t);   /* checked already */
+	if (!c->text_token || t.token != c->text_token || rec->type != c->text_reply ||
+	    recv_text_done(c))
+		return;
+	if (zm_buf_pending(&c->text) + t.text_len > LZM_TEXT_MAX) {
+		c->request_error = -EMSGSIZE;
+		return;
+	}
+	if (zm_buf_append(&c->text, t.text, t.text_len) < 0) {
+		c->request_error = -ENOMEM;
+		return;
+	}
+	if (!(t.flags & ZM_TEXT_MORE))
+		c->text_done = true;
 }
 
 /* Act on every whole frame in c->in. 0, -EPROTO, or -ENOMEM (the frame
@@ -311,6 +341,10 @@ static int recv_parse(struct zm_client *c, const struct recv_sink *k, int *downs
 			}
 			case ZM_REC_STATUS_REPLY:
 				recv_status_reply(c, &rec);
+				break;
+			case ZM_REC_STATS_REPLY:
+			case ZM_REC_TARGETS_REPLY:
+				recv_text_reply(c, &rec);
 				break;
 			default:
 				break;   /* a newer agent's record: not for us */
@@ -563,4 +597,73 @@ ZM_EXPORT int zm_status(struct zm_client *c, int timeout_ms, char **ret_text,
 	c->status_token = 0;
 	c->request_error = 0;
 	return r;
+}
+
+/*
+ * A request answered by text-reply records (STATS, TARGETS): queue body
+ * (its first 8 bytes are set to a fresh token here), collect the answer's
+ * text and hand it over NUL-terminated.
+ */
+static int recv_text_request(struct zm_client *c, uint16_t type, uint16_t reply, uint8_t *body,
+			     size_t len, int timeout_ms, char **ret_text, zm_down_fn on_down,
+			     void *userdata)
+{
+	struct recv_single s;
+	struct recv_sink k = recv_sink_single(&s, on_down, userdata);
+	int r;
+
+	if (c->dispatching)
+		return -EBUSY;
+	if (c->dead)
+		return c->rd_done ? -ENOTCONN : recv_drain(c, &k);
+	zm_enc_u64(body, c->next_token);
+	r = lzm_queue(c, type, body, len);
+	if (r < 0)
+		return r;
+	c->text_token = c->next_token++;
+	c->text_request = type;
+	c->text_reply = reply;
+	c->text_done = false;
+	c->request_error = 0;
+	zm_buf_free(&c->text);
+
+	r = recv_until(c, recv_text_done, timeout_ms, &k);
+	if (r == 0)
+		r = c->request_error;
+	if (r == 0)
+		r = zm_buf_append(&c->text, "", 1);
+	if (r == 0) {
+		/* Only ever appended to: the text starts at offset 0. */
+		*ret_text = (char *)c->text.data;
+		c->text = (struct zm_buf){ 0 };
+	}
+	zm_buf_free(&c->text);
+	/* Records of this answer that come after a timeout match nothing. */
+	c->text_token = 0;
+	c->text_request = c->text_reply = 0;
+	c->request_error = 0;
+	return r;
+}
+
+ZM_EXPORT int zm_stats(struct zm_client *c, int timeout_ms, char **ret_text,
+		       zm_down_fn on_down, void *userdata)
+{
+	uint8_t body[ZM_STATS_LEN];
+
+	if (!c || !ret_text)
+		return -EINVAL;
+	return recv_text_request(c, ZM_REC_STATS, ZM_REC_STATS_REPLY, body, sizeof(body),
+				 timeout_ms, ret_text, on_down, userdata);
+}
+
+ZM_EXPORT int zm_targets(struct zm_client *c, int timeout_ms, uint32_t limit, char **ret_text,
+			 zm_down_fn on_down, void *userdata)
+{
+	struct zm_targets m = { .limit = limit };
+	uint8_t body[ZM_TARGETS_LEN];
+
+	if (!c || !ret_text)
+		return -EINVAL;
+	return recv_text_request(c, ZM_REC_TARGETS, ZM_REC_TARGETS_REPLY, body,
+				 zm_enc_targets(body, &m), timeout_ms, ret_text, on_down, userdata);
 }

@@ -16,7 +16,7 @@
 #include "ctl_args.h"
 
 /* For "unknown command" messages. */
-#define ARGS_COMMANDS "monitor, monitor-tcp, status, help, version"
+#define ARGS_COMMANDS "monitor, monitor-tcp, status, stats, targets, help, version"
 
 static void args_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
@@ -303,6 +303,8 @@ const char *ctl_args_command_name(enum ctl_command cmd)
 	case CTL_CMD_MONITOR: return "monitor";
 	case CTL_CMD_STATUS: return "status";
 	case CTL_CMD_MONITOR_TCP: return "monitor-tcp";
+	case CTL_CMD_STATS: return "stats";
+	case CTL_CMD_TARGETS: return "targets";
 	}
 	return "?";
 }
@@ -310,7 +312,8 @@ const char *ctl_args_command_name(enum ctl_command cmd)
 static int args_command(const char *s, enum ctl_command *ret)
 {
 	static const enum ctl_command all[] = { CTL_CMD_HELP, CTL_CMD_VERSION, CTL_CMD_MONITOR,
-						CTL_CMD_MONITOR_TCP, CTL_CMD_STATUS };
+						CTL_CMD_MONITOR_TCP, CTL_CMD_STATUS, CTL_CMD_STATS,
+						CTL_CMD_TARGETS };
 
 	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
 		if (strcmp(s, ctl_args_command_name(all[i])) == 0) {
@@ -425,6 +428,13 @@ static bool args_is_monitor(enum ctl_command cmd)
 	return cmd == CTL_CMD_MONITOR || cmd == CTL_CMD_MONITOR_TCP;
 }
 
+/* The commands that print JSON with --json. */
+static bool args_has_json(enum ctl_command cmd)
+{
+	return args_is_monitor(cmd) || cmd == CTL_CMD_STATUS || cmd == CTL_CMD_STATS ||
+	       cmd == CTL_CMD_TARGETS;
+}
+
 int ctl_args_parse(int argc, char *const *argv, struct ctl_args *ret, char *err, size_t errlen)
 {
 	struct ctl_args a = { .command = CTL_CMD_HELP, .help_topic = CTL_CMD_HELP, .timeout_ms = -1 };
@@ -466,7 +476,7 @@ int ctl_args_parse(int argc, char *const *argv, struct ctl_args *ret, char *err,
 				want_version = true;
 				continue;
 			}
-			if (have_command && (args_is_monitor(a.command) || a.command == CTL_CMD_STATUS) &&
+			if (have_command && args_has_json(a.command) &&
 			    (r = args_option(argc, argv, &i, 'j', "json", NULL, err, errlen)) != 0) {
 				if (r < 0)
 					goto fail;
@@ -505,6 +515,18 @@ int ctl_args_parse(int argc, char *const *argv, struct ctl_args *ret, char *err,
 				if (ctl_args_parse_limit(value, &a.batch) < 0) {
 					args_err(err, errlen, "invalid batch '%s': expected DOWNs per frame, "
 						 "a whole number from 1 to %d", value, CTL_LIMIT_MAX);
+					r = -EINVAL;
+					goto fail;
+				}
+				continue;
+			}
+			if (have_command && a.command == CTL_CMD_TARGETS &&
+			    (r = args_option(argc, argv, &i, 'n', "limit", &value, err, errlen)) != 0) {
+				if (r < 0)
+					goto fail;
+				if (ctl_args_parse_limit(value, &a.limit) < 0) {
+					args_err(err, errlen, "invalid limit '%s': expected how many targets to "
+						 "list, a whole number from 1 to %d", value, CTL_LIMIT_MAX);
 					r = -EINVAL;
 					goto fail;
 				}

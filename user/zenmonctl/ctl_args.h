@@ -24,6 +24,8 @@ enum ctl_command {
 	CTL_CMD_MONITOR,
 	CTL_CMD_STATUS,
 	CTL_CMD_MONITOR_TCP,
+	CTL_CMD_STATS,
+	CTL_CMD_TARGETS,
 };
 
 enum ctl_target_kind {
@@ -55,6 +57,7 @@ struct ctl_args {
 	const char *timeout_arg;       /* as typed, for messages */
 	uint32_t rate;                 /* monitor(-tcp) --rate: DOWNs/s asked in HELLO, 0: agent default */
 	uint32_t batch;                /* monitor(-tcp) --batch: DOWNs per frame, 0: agent default */
+	uint32_t limit;                /* targets --limit: at most this many targets, 0: all */
 	struct ctl_target *targets;
 	size_t n_targets;
 };

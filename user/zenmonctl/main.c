@@ -2,7 +2,8 @@
 /*
  * zenmonctl: the command-line client of zenmond. `monitor` watches
  * processes die and `monitor-tcp` TCP connections close, printing each DOWN;
- * `status` shows the agent's state.
+ * `status` shows the agent's state, `stats` its metrics, `targets` what it
+ * watches beside what the kernel holds.
  * The parsing and the formatting live in ctl_*.c (unit-tested); this file
  * is the I/O around them.
  */
@@ -21,6 +22,7 @@
 #include "zenmon/proto.h"
 #include "ctl_args.h"
 #include "ctl_format.h"
+#include "ctl_stats.h"
 #include "ctl_status.h"
 
 #ifndef ZENMON_VERSION
@@ -48,6 +50,10 @@ static const char help_general[] =
 "                      Monitor each TCP connection, print one line per DOWN\n"
 "                      (how it closed), and exit once every one is closed.\n"
 "  status [--json]     Show the agent's version, counters and subscribers.\n"
+"  stats [--json]      Show the agent's metrics (Prometheus text format).\n"
+"  targets [--json] [--limit N]\n"
+"                      List the watched targets: the agent's monitors beside\n"
+"                      the kernel's watch of each.\n"
 "  help [COMMAND]      Show this help, or a command's.\n"
 "  version             Show the version.\n"
 "\n"
@@ -70,9 +76,11 @@ static const char help_general[] =
 "  zenmonctl monitor --json --timeout 30 $(pgrep -d ' ' worker)\n"
 "  zenmonctl monitor-tcp 10.0.0.5:5432 10.0.0.9:40112\n"
 "  zenmonctl status\n"
+"  zenmonctl targets --json | python3 -m json.tool\n"
 "\n"
-"Run 'zenmonctl help COMMAND' (monitor, monitor-tcp, status) for more. The\n"
-"wire protocol is in docs/PROTOCOL.md, the C library in <zenmon.h>.\n";
+"Run 'zenmonctl help COMMAND' (monitor, monitor-tcp, status, stats, targets)\n"
+"for more. The wire protocol is in docs/PROTOCOL.md, the C library in\n"
+"<zenmon.h>, the metrics in docs/METRICS.md.\n";
 
 static const char help_monitor[] =
 "Usage: zenmonctl monitor [--json] [--timeout SECONDS] [--rate N] [--batch N]\n"
@@ -267,6 +275,77 @@ static const char help_status[] =
 "\n"
 "Exit status: 0 on success, 1 when the agent cannot be reached, 2 on a\n"
 "usage error.\n";
+
+static const char help_stats[] =
+"Usage: zenmonctl stats [--json]\n"
+"\n"
+"Show the agent's metrics: counters and gauges of monitors, targets,\n"
+"subscribers, DOWNs (enqueued and delivered, by reason), batches, frames,\n"
+"records and errors by type, the kernel's records and ring-buffer drops, and\n"
+"the event loop's passes. The text is the Prometheus text exposition format,\n"
+"the same that zenmond --metrics-listen serves at /metrics; docs/METRICS.md\n"
+"says what each metric means.\n"
+"\n"
+"With --json, one JSON object keyed by metric name:\n"
+"  {\"zenmon_monitors\":{\"type\":\"gauge\",\"help\":\"...\",\"samples\":[\n"
+"     {\"name\":\"zenmon_monitors\",\"labels\":{},\"value\":3}]},\n"
+"   \"zenmon_downs_delivered_total\":{\"type\":\"counter\",...,\"samples\":[\n"
+"     {\"name\":\"zenmon_downs_delivered_total\",\"labels\":{\"reason\":\"killed\"},\n"
+"      \"value\":12},...]},...}\n"
+"A histogram's samples are its _bucket (label \"le\"), _sum and _count\n"
+"series. A value is a number, or a string where it is not one (\"+Inf\").\n"
+"\n"
+"Options:\n"
+"  -j, --json          Print one JSON object.\n"
+"  -s, --socket PATH   The agent's socket.\n"
+"  -h, --help          Show this help.\n"
+"\n"
+"Exit status: 0 on success, 1 when the agent cannot be reached (or is older\n"
+"than this request: it closes the connection), 2 on a usage error.\n"
+"\n"
+"Examples:\n"
+"  zenmonctl stats | grep ^zenmon_downs\n"
+"  zenmonctl stats --json | python3 -m json.tool\n";
+
+static const char help_targets[] =
+"Usage: zenmonctl targets [--json] [--limit N]\n"
+"\n"
+"List what the agent watches, one line per target, with the kernel's view of\n"
+"it beside the agent's, so the two can be compared:\n"
+"  KIND         process or tcp\n"
+"  TARGET       a process's pid and start time (field 22 of /proc/PID/stat),\n"
+"               a connection's ends and socket cookie\n"
+"  MONITORS     the agent's monitors of it; 0 when only the kernel has a\n"
+"               watch (the agent lost track of it, or its death is being\n"
+"               handled right now)\n"
+"  KERNEL       the state of its kernel watch: armed (waiting), fired (down,\n"
+"               not yet handled), armed_rst_sent (a connection this host reset,\n"
+"               still open), none (the agent holds a target without a watch)\n"
+"  SUBSCRIBERS  the clients that monitor it: id (name)\n"
+"then the number of targets.\n"
+"\n"
+"With --json, one JSON object:\n"
+"  {\"targets\":[{\"kind\":\"process\",\"pid\":1234,\"start_ticks\":5678,\n"
+"     \"monitors\":2,\"kernel\":\"armed\",\"subscribers\":[{\"id\":3,\"name\":\"billing\"}]},\n"
+"    {\"kind\":\"tcp\",\"cookie\":4097,\"local\":\"127.0.0.1:5000\",\n"
+"     \"remote\":\"127.0.0.1:41234\",\"monitors\":1,\"kernel\":\"armed\",\n"
+"     \"subscribers\":[...]}],\n"
+"   \"total\":2,\"listed\":2,\"agent\":2,\"kernel_only\":0}\n"
+"\"local\" and \"remote\" are there while the socket exists. Other numbers the\n"
+"agent reports come as they are.\n"
+"\n"
+"Listing walks the kernel's maps and, for connections, the host's sockets: a\n"
+"million targets keep the agent busy for about a second.\n"
+"\n"
+"Options:\n"
+"  -j, --json          Print one JSON object.\n"
+"  -n, --limit N       List at most N targets (1..10000000); the counts\n"
+"                      still cover them all. Default: all.\n"
+"  -s, --socket PATH   The agent's socket.\n"
+"  -h, --help          Show this help.\n"
+"\n"
+"Exit status: 0 on success, 1 when the agent cannot be reached (or is older\n"
+"than this request), 2 on a usage error.\n";
 
 static const char *ctl_socket_path(const struct ctl_args *a)
 {
@@ -669,6 +748,77 @@ static int cmd_status(const struct ctl_args *a)
 	return CTL_EXIT_OK;
 }
 
+/* ---- stats, targets --------------------------------------------------------- */
+
+/* Ask for a text answer (zm_stats() or zm_targets()); NULL after saying why not. */
+static char *ctl_fetch_text(const struct ctl_args *a, const char *what)
+{
+	struct zm_client *c = NULL;
+	char *text = NULL;
+	int r;
+
+	if (ctl_connect(a, &c) < 0)
+		return NULL;
+	if (a->command == CTL_CMD_STATS)
+		r = zm_stats(c, CTL_STATUS_TIMEOUT_MS, &text, NULL, NULL);
+	else
+		r = zm_targets(c, CTL_STATUS_TIMEOUT_MS, a->limit, &text, NULL, NULL);
+	zm_close(c);
+	if (r < 0) {
+		fprintf(stderr, "zenmonctl: cannot get the agent's %s: %s%s\n", what, strerror(-r),
+			r == -ENOTCONN ? " (an agent older than this zenmonctl closes the connection: "
+					 "upgrade zenmond)" : "");
+		return NULL;
+	}
+	return text;
+}
+
+static int cmd_stats(const struct ctl_args *a)
+{
+	struct ctl_stats s;
+	char *text = ctl_fetch_text(a, "metrics");
+	int r;
+
+	if (!text)
+		return CTL_EXIT_FAIL;
+	if (!a->json) {
+		fputs(text, stdout);
+		free(text);
+		return CTL_EXIT_OK;
+	}
+	r = ctl_stats_parse(text, &s);
+	free(text);
+	if (r < 0) {
+		fprintf(stderr, "zenmonctl: out of memory\n");
+		return CTL_EXIT_FAIL;
+	}
+	ctl_stats_print_json(stdout, &s);
+	ctl_stats_free(&s);
+	return CTL_EXIT_OK;
+}
+
+static int cmd_targets(const struct ctl_args *a)
+{
+	struct ctl_targets t;
+	char *text = ctl_fetch_text(a, "targets");
+	int r;
+
+	if (!text)
+		return CTL_EXIT_FAIL;
+	r = ctl_targets_parse(text, &t);
+	free(text);
+	if (r < 0) {
+		fprintf(stderr, "zenmonctl: out of memory\n");
+		return CTL_EXIT_FAIL;
+	}
+	if (a->json)
+		ctl_targets_print_json(stdout, &t);
+	else
+		ctl_targets_print_text(stdout, &t);
+	ctl_targets_free(&t);
+	return CTL_EXIT_OK;
+}
+
 int main(int argc, char **argv)
 {
 	struct ctl_args a;
@@ -689,7 +839,9 @@ int main(int argc, char **argv)
 	case CTL_CMD_HELP:
 		fputs(a.help_topic == CTL_CMD_MONITOR ? help_monitor :
 		      a.help_topic == CTL_CMD_MONITOR_TCP ? help_monitor_tcp :
-		      a.help_topic == CTL_CMD_STATUS ? help_status : help_general, stdout);
+		      a.help_topic == CTL_CMD_STATUS ? help_status :
+		      a.help_topic == CTL_CMD_STATS ? help_stats :
+		      a.help_topic == CTL_CMD_TARGETS ? help_targets : help_general, stdout);
 		break;
 	case CTL_CMD_VERSION:
 		printf("zenmonctl %s (libzenmon %s, protocol %d)\n", ZENMON_VERSION, zm_version(), ZM_PROTO_VERSION);
@@ -700,6 +852,12 @@ int main(int argc, char **argv)
 		break;
 	case CTL_CMD_STATUS:
 		ret = cmd_status(&a);
+		break;
+	case CTL_CMD_STATS:
+		ret = cmd_stats(&a);
+		break;
+	case CTL_CMD_TARGETS:
+		ret = cmd_targets(&a);
 		break;
 	}
 	ctl_args_free(&a);

@@ -8,15 +8,18 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include "zenmon/proto.h"
 #include "dispatch.h"
 #include "kwatch.h"
 #include "loop.h"
+#include "metrics.h"
 #include "registry.h"
 
 struct client;
 struct pending_exit;
+struct metrics_http;
 
 struct agent_opts {
 	const char *socket_path;
@@ -32,6 +35,8 @@ struct agent_opts {
 	uint32_t global_rate;         /* DOWNs/s for all subscribers together, 0 = no cap */
 	uint32_t stall_timeout_s;     /* disconnect a subscriber that reads nothing for this long */
 	uint32_t max_queued;          /* disconnect a subscriber with more DOWNs waiting, 0 = no cap */
+	const char *metrics_listen;   /* --metrics-listen HOST:PORT; NULL: no HTTP listener */
+	int log_level;                /* enum log_level */
 };
 
 struct agent {
@@ -56,6 +61,10 @@ struct agent {
 	struct client *clients;           /* all connections */
 	struct client *dirty;             /* clients with output to send */
 	struct pending_exit *pending;     /* targets caught mid-exit, waited on by pidfd */
+	struct pid_hint *pid_hints;       /* pid -> the identity last resolved (monitor.c) */
+
+	struct metrics metrics;           /* what the agent counts (metrics.h) */
+	struct metrics_http *http;        /* the /metrics listener, if any */
 
 	uint64_t started_mono_ns;
 	uint64_t downs_sent;
@@ -86,6 +95,8 @@ void server_close(struct agent *a);
 int client_accept(struct agent *a, int fd);
 /* Queue one record for the client (the before-sleep hook sends it). */
 int client_queue(struct client *c, uint16_t type, const void *body, size_t len);
+/* Queue text as text-reply records (zm_frame_add_text_reply()). 0 or -ENOMEM. */
+int client_queue_text(struct client *c, uint16_t type, uint64_t token, const char *text, size_t len);
 /* Queue an ERROR about one request (ref may be 0) with a printf message. */
 void client_error(struct client *c, uint64_t ref, uint16_t request, int code,
 		  const char *fmt, ...) __attribute__((format(printf, 5, 6)));
@@ -99,6 +110,9 @@ extern const struct dispatch_ops client_dispatch_ops;
 void client_on_queued(void *ctx, struct reg_sub *s);
 /* Disconnect subscribers past --stall-timeout or --max-queued. */
 void client_check_limits(struct agent *a, uint64_t now_ns);
+/* After a reload: lower each subscriber's rate and batch to the agent's
+ * (possibly new) --max-rate and --max-batch. How many were lowered. */
+size_t client_apply_caps(struct agent *a);
 /* Run the dispatcher now and arm its timer for the next due time. */
 void agent_dispatch(struct agent *a);
 void client_close(struct client *c, const char *why);
@@ -139,5 +153,31 @@ void monitor_free_pending(struct agent *a);
 
 /* The STATUS_REPLY text: "name value" lines. 0 or -ENOMEM. */
 int status_text(struct agent *a, struct zm_buf *out);
+
+/* ---- report.c: the agent's reports on itself ----------------------------- */
+
+/* The metrics text (Prometheus exposition format) appended to out. 0 or -ENOMEM. */
+int report_metrics(struct agent *a, struct zm_buf *out);
+/* Answer a STATS or a TARGETS request (the client gets its reply or an ERROR). */
+void report_stats(struct agent *a, struct client *c, uint64_t token);
+void report_targets(struct agent *a, struct client *c, const struct zm_targets *m);
+
+/* ---- metrics_http.c: the /metrics listener ------------------------------- */
+
+/*
+ * Listen on a->opts.metrics_listen ("HOST:PORT", "[V6]:PORT" or "PORT" for
+ * the loopback address) and serve GET /metrics from the agent's loop.
+ * Logs what went wrong (address in use, not an address, ...) and returns
+ * -errno.
+ */
+int metrics_http_start(struct agent *a);
+/* Close the listener and every scrape in progress. NULL-safe. */
+void metrics_http_stop(struct agent *a);
+/*
+ * Parse a --metrics-listen value into a socket address (numeric only: no
+ * name lookups in a daemon's start). 0, or -EINVAL with a message in err.
+ */
+int metrics_http_parse_listen(const char *s, struct sockaddr_storage *ret, socklen_t *ret_len,
+			      char *err, size_t errlen);
 
 #endif

@@ -75,7 +75,22 @@ int client_queue(struct client *c, uint16_t type, const void *body, size_t len)
 	r = zm_frame_add(&c->w, type, body, len);
 	if (r < 0)
 		return r;
+	metrics_record_out(&c->a->metrics, type, 1);
 	client_mark_dirty(c);
+	return 0;
+}
+
+int client_queue_text(struct client *c, uint16_t type, uint64_t token, const char *text, size_t len)
+{
+	int r;
+
+	if (c->closing)
+		return 0;
+	r = zm_frame_add_text_reply(&c->w, type, token, text, len);
+	client_mark_dirty(c);   /* what was queued before a failure goes too */
+	if (r < 0)
+		return r;
+	metrics_record_out(&c->a->metrics, type, (uint64_t)r);
 	return 0;
 }
 
@@ -88,6 +103,7 @@ void client_error(struct client *c, uint64_t ref, uint16_t request, int code, co
 	va_start(ap, fmt);
 	vsnprintf(e.message, sizeof(e.message), fmt, ap);
 	va_end(ap);
+	metrics_error(&c->a->metrics, code);
 	log_debug("client %llu (%s): error %s on %s ref %llu: %s",
 		  (unsigned long long)registry_sub_id(c->sub), c->name, strerrorname_np(code) ?: "?",
 		  zm_rec_type_name(request), (unsigned long long)ref, e.message);
@@ -165,6 +181,7 @@ int client_accept(struct agent *a, int fd)
 	if (a->clients)
 		a->clients->prev = c;
 	a->clients = c;
+	a->metrics.subscribers_connected++;
 	log_debug("client %llu connected", (unsigned long long)registry_sub_id(c->sub));
 	return 0;
 }
@@ -222,9 +239,11 @@ static void client_consume_out(struct client *c, size_t n)
 		size_t take;
 
 		/* Frames in out are whole and ours: a header is all there. */
-		if (c->head_left == 0)
+		if (c->head_left == 0) {
 			c->head_left = (size_t)p[0] | (size_t)p[1] << 8 | (size_t)p[2] << 16 |
 				       (size_t)p[3] << 24;
+			c->a->metrics.frames_out++;
+		}
 		take = left < c->head_left ? left : c->head_left;
 		c->head_left -= take;
 		p += take;
@@ -252,6 +271,7 @@ static int client_write(struct client *c)
 			}
 			return -errno;
 		}
+		c->a->metrics.bytes_out += (size_t)n;
 		client_consume_out(c, (size_t)n);
 	}
 	c->blocked_since_ns = 0;
@@ -356,6 +376,7 @@ static void client_record(struct client *c, const struct zm_record *rec)
 	uint8_t body[16];
 	uint64_t token;
 
+	metrics_record_in(&a->metrics, rec->type);
 	if (!c->hello_done) {
 		if (rec->type == ZM_REC_HELLO)
 			client_hello(c, rec);
@@ -416,6 +437,19 @@ static void client_record(struct client *c, const struct zm_record *rec)
 		zm_buf_free(&text);
 		return;
 	}
+	case ZM_REC_STATS:
+		if (zm_dec_u64(rec, &token) < 0)
+			goto short_body;
+		report_stats(a, c, token);
+		return;
+	case ZM_REC_TARGETS: {
+		struct zm_targets m;
+
+		if (zm_dec_targets(rec, &m) < 0)
+			goto short_body;
+		report_targets(a, c, &m);
+		return;
+	}
 	case ZM_REC_HELLO:
 		client_fatal(c, EPROTO, "HELLO sent twice");
 		return;
@@ -459,6 +493,7 @@ static void client_parse(struct client *c)
 			client_fatal(c, EBADMSG, "malformed frame: a record's length runs past the frame or the count is wrong");
 			return;
 		}
+		c->a->metrics.frames_in++;
 		zm_record_iter_init(&it, &f);
 		while (!c->closing && zm_record_next(&it, &rec) > 0)
 			client_record(c, &rec);
@@ -536,6 +571,7 @@ static void client_read(struct client *c)
 			return;
 		}
 		c->in.len += (size_t)n;
+		c->a->metrics.bytes_in += (size_t)n;
 		budget -= (size_t)n < budget ? (size_t)n : budget;
 		client_parse(c);
 	}
@@ -622,6 +658,8 @@ static uint32_t client_ds_send(struct dsub *ds, uint32_t n)
 		n = a->opts.max_batch;
 	got = registry_sub_pop(a->reg, c->sub, a->scratch, n);
 	zm_frame_end(&c->w); /* DOWNs start a frame of their own */
+	if (got)
+		metrics_hist_observe(&a->metrics.batch, got);
 	for (size_t i = 0; i < got; i++) {
 		r = zm_frame_add(&c->w, ZM_REC_DOWN, body, zm_enc_down(body, &a->scratch[i]));
 		if (r < 0) {
@@ -634,8 +672,10 @@ static uint32_t client_ds_send(struct dsub *ds, uint32_t n)
 			client_mark_dirty(c);
 			break;
 		}
+		metrics_down_delivered(&a->metrics, a->scratch[i].reason);
 	}
 	zm_frame_end(&c->w);
+	metrics_record_out(&a->metrics, ZM_REC_DOWN, got);
 	c->downs_sent += got;
 	a->downs_sent += got;
 	if (!c->write_error) {
@@ -710,6 +750,34 @@ static void client_drop(struct client *c, int code, const char *fmt, ...)
 	client_grow_sndbuf(c, zm_buf_pending(&c->out));
 	client_write(c);
 	client_close(c, msg);
+}
+
+/*
+ * A subscriber keeps what it was granted in WELCOME, lowered to the caps in
+ * force (a reload may have lowered them); never raised, since it may have
+ * asked for exactly what it got. Its bucket restarts with the new rate.
+ */
+size_t client_apply_caps(struct agent *a)
+{
+	const struct agent_opts *o = &a->opts;
+	uint64_t now = agent_now_ns(CLOCK_MONOTONIC);
+	size_t n = 0;
+
+	for (struct client *c = a->clients; c; c = c->next) {
+		struct pace_limits lim = c->ds.lim;
+
+		if (!c->in_dispatcher)
+			continue;
+		lim.rate = min_nonzero(lim.rate, o->max_rate);
+		lim.max_batch = min_nonzero(lim.max_batch, o->max_batch);
+		if (lim.rate == c->ds.lim.rate && lim.max_batch == c->ds.lim.max_batch)
+			continue;
+		lim.burst = lim.rate && lim.rate < lim.max_batch ? lim.rate : lim.max_batch;
+		dispatch_set_limits(&a->dispatcher, &c->ds, &lim, now);
+		dispatch_wake(&a->dispatcher, &c->ds);
+		n++;
+	}
+	return n;
 }
 
 void client_check_limits(struct agent *a, uint64_t now_ns)

@@ -150,6 +150,13 @@ void dispatch_init(struct dispatcher *d, const struct dispatch_ops *ops,
 	tb_init(&d->global, global_rate, global_burst, now_ns);
 }
 
+void dispatch_set_global(struct dispatcher *d, uint64_t global_rate, uint64_t global_burst,
+			 uint64_t now_ns)
+{
+	d->global_limited = global_rate != 0;
+	tb_init(&d->global, global_rate, global_burst, now_ns);
+}
+
 void dispatch_add(struct dispatcher *d, struct dsub *s, const struct pace_limits *lim,
 		  uint64_t now_ns)
 {

@@ -69,6 +69,13 @@ void dispatch_init(struct dispatcher *d, const struct dispatch_ops *ops,
 		   uint64_t global_rate, uint64_t global_burst, uint64_t now_ns);
 
 /*
+ * A new global budget (a reload): the shared bucket restarts full with the
+ * new rate and burst; rate 0 lifts the limit. Subscribers keep their places.
+ */
+void dispatch_set_global(struct dispatcher *d, uint64_t global_rate, uint64_t global_burst,
+			 uint64_t now_ns);
+
+/*
  * A new subscriber with these limits (copied), fresh pacing state (idle,
  * bucket full), not in the ring: call dispatch_wake() once it has DOWNs.
  */

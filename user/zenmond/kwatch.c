@@ -52,6 +52,7 @@ struct kwatch {
 	kwatch_tcp_fn on_tcp;
 	void *tcp_ctx;
 	bool warned_no_tcp; /* a TCP record came with no handler set */
+	struct kwatch_counters counters;
 
 	int procs_fd;
 	int tcp_fd;
@@ -495,10 +496,12 @@ static void kwatch_on_proc_record(struct kwatch *k, const void *data, size_t siz
 	if (size < sizeof(ev)) {
 		log_warn("ignored a short process-exit record (%zu bytes, expected %zu)", size,
 			 sizeof(ev));
+		k->counters.bad_records++;
 		return;
 	}
 	/* Copy out: the record's memory is the kernel's again once we return. */
 	memcpy(&ev, data, sizeof(ev));
+	k->counters.proc_records++;
 	k->on_event(k->ctx, &ev);
 }
 
@@ -509,9 +512,11 @@ static void kwatch_on_tcp_record(struct kwatch *k, const void *data, size_t size
 	if (size < sizeof(ev)) {
 		log_warn("ignored a short TCP-close record (%zu bytes, expected %zu)", size,
 			 sizeof(ev));
+		k->counters.bad_records++;
 		return;
 	}
 	memcpy(&ev, data, sizeof(ev));
+	k->counters.tcp_records++;
 	if (!k->on_tcp) {
 		if (!k->warned_no_tcp)
 			log_warn("ignored a TCP-close record: no TCP handler is set");
@@ -529,6 +534,7 @@ static int kwatch_on_sample(void *ctx, void *data, size_t size)
 
 	if (size < sizeof(kind)) {
 		log_warn("ignored a short ring-buffer record (%zu bytes)", size);
+		k->counters.bad_records++;
 		return 0;
 	}
 	memcpy(&kind, data, sizeof(kind));
@@ -541,6 +547,7 @@ static int kwatch_on_sample(void *ctx, void *data, size_t size)
 		break;
 	default:
 		log_warn("ignored a ring-buffer record of unknown kind %u", kind);
+		k->counters.bad_records++;
 		break;
 	}
 	return 0;
@@ -744,6 +751,13 @@ int kwatch_del_proc(struct kwatch *k, uint32_t tgid, uint64_t start_ticks)
 	return bpf_map_delete_elem(k->procs_fd, &key) < 0 ? -errno : 0;
 }
 
+uint32_t kwatch_exit_gen(const struct kwatch *k, uint32_t tgid)
+{
+	/* Acquire: what the caller reads next (/proc) comes after this load. */
+	return __atomic_load_n(&k->skel->bss->zm_exit_gen[tgid & (ZM_EXIT_GEN_SLOTS - 1)],
+			       __ATOMIC_ACQUIRE);
+}
+
 int kwatch_lookup_proc(struct kwatch *k, uint32_t tgid, uint64_t start_ticks,
 		       struct zm_proc_watch *ret)
 {
@@ -873,6 +887,7 @@ static int kwatch_scan_procs(struct kwatch *k)
 				.exit_code = val.exit_code,
 				.tid = 0,
 			};
+			k->counters.proc_recovered++;
 			k->on_event(k->ctx, &ev);
 			found++;
 		}
@@ -905,6 +920,7 @@ static int kwatch_scan_tcp(struct kwatch *k)
 				.close_ns = val.close_ns,
 				.sk_err = val.sk_err,
 			};
+			k->counters.tcp_recovered++;
 			k->on_tcp(k->tcp_ctx, &ev);
 			found++;
 		}
@@ -926,6 +942,47 @@ int kwatch_scan_fired(struct kwatch *k)
 			return socks;
 	}
 	return procs + socks;
+}
+
+void kwatch_read_counters(const struct kwatch *k, struct kwatch_counters *ret)
+{
+	*ret = k->counters;
+}
+
+int kwatch_foreach_proc(struct kwatch *k,
+			int (*fn)(void *ctx, const struct zm_proc_key *key, const struct zm_proc_watch *w),
+			void *ctx)
+{
+	struct zm_proc_key key, next;
+	struct zm_proc_watch val;
+	int err, r;
+
+	err = bpf_map_get_next_key(k->procs_fd, NULL, &next);
+	while (err == 0) {
+		key = next;
+		/* ENOENT: deleted since we saw its key; nothing to show. */
+		if (bpf_map_lookup_elem(k->procs_fd, &key, &val) == 0 && (r = fn(ctx, &key, &val)) != 0)
+			return r;
+		err = bpf_map_get_next_key(k->procs_fd, &key, &next);
+	}
+	return errno == ENOENT ? 0 : -errno;
+}
+
+int kwatch_foreach_tcp(struct kwatch *k,
+		       int (*fn)(void *ctx, uint64_t cookie, const struct zm_tcp_watch *w), void *ctx)
+{
+	struct zm_tcp_watch val;
+	__u64 key, next;
+	int err, r;
+
+	err = bpf_map_get_next_key(k->tcp_fd, NULL, &next);
+	while (err == 0) {
+		key = next;
+		if (bpf_map_lookup_elem(k->tcp_fd, &key, &val) == 0 && (r = fn(ctx, key, &val)) != 0)
+			return r;
+		err = bpf_map_get_next_key(k->tcp_fd, &key, &next);
+	}
+	return errno == ENOENT ? 0 : -errno;
 }
 
 uint64_t kwatch_wakeup_interval_ns(const struct kwatch *k)

@@ -52,6 +52,12 @@ int kwatch_add_proc(struct kwatch *k, uint32_t tgid, uint64_t start_ticks);
 /* Disarm a watch. 0 or -ENOENT. */
 int kwatch_del_proc(struct kwatch *k, uint32_t tgid, uint64_t start_ticks);
 /* Read a watch. 0 or -ENOENT. */
+/*
+ * The exit generation of tgid's slot (ZM_EXIT_GEN_SLOTS): it changes
+ * whenever a process of that slot finishes exiting. Read it before checking
+ * that a process is alive; the same value later proves it still is.
+ */
+uint32_t kwatch_exit_gen(const struct kwatch *k, uint32_t tgid);
 int kwatch_lookup_proc(struct kwatch *k, uint32_t tgid, uint64_t start_ticks,
 		       struct zm_proc_watch *ret);
 /* Number of entries in the watched-process map (walks it: for tests and status). */
@@ -90,6 +96,29 @@ int kwatch_read_stats(struct kwatch *k, struct zm_kstats *ret);
  * deletes them as it handles them. Count found (both kinds) or -errno.
  */
 int kwatch_scan_fired(struct kwatch *k);
+
+/* Records the agent took from the ring buffer and from map scans, by kind. */
+struct kwatch_counters {
+	uint64_t proc_records;     /* process-exit records read from the ring buffer */
+	uint64_t tcp_records;      /* TCP-close records read from the ring buffer */
+	uint64_t bad_records;      /* records ignored: short, or of an unknown kind */
+	uint64_t proc_recovered;   /* FIRED process watches found by kwatch_scan_fired() */
+	uint64_t tcp_recovered;    /* FIRED socket watches found by kwatch_scan_fired() */
+};
+
+void kwatch_read_counters(const struct kwatch *k, struct kwatch_counters *ret);
+
+/*
+ * Walk the watched-process map (fn gets each key and value) or the
+ * watched-socket map (each cookie and value), until fn returns non-zero.
+ * fn must not change the map. An entry deleted during the walk may be
+ * missed; one syscall per entry. 0, fn's non-zero value, or -errno.
+ */
+int kwatch_foreach_proc(struct kwatch *k,
+			int (*fn)(void *ctx, const struct zm_proc_key *key, const struct zm_proc_watch *w),
+			void *ctx);
+int kwatch_foreach_tcp(struct kwatch *k,
+		       int (*fn)(void *ctx, uint64_t cookie, const struct zm_tcp_watch *w), void *ctx);
 
 uint64_t kwatch_wakeup_interval_ns(const struct kwatch *k);
 const char *kwatch_pin_dir(const struct kwatch *k);

@@ -27,6 +27,13 @@ int log_parse_level(const char *s, enum log_level *ret)
 	return -EINVAL;
 }
 
+const char *log_level_name(enum log_level lvl)
+{
+	if ((unsigned int)lvl >= sizeof(level_names) / sizeof(level_names[0]))
+		return "?";
+	return level_names[lvl];
+}
+
 void log_set_level(enum log_level lvl)
 {
 	log_level = lvl;

@@ -17,6 +17,8 @@ enum log_level {
 
 /* Parse "error", "warn", "info" or "debug". 0 or -EINVAL. */
 int log_parse_level(const char *s, enum log_level *ret);
+/* "error", "warn", "info" or "debug"; "?" for anything else. */
+const char *log_level_name(enum log_level lvl);
 void log_set_level(enum log_level lvl);
 enum log_level log_get_level(void);
 

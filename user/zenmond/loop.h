@@ -35,6 +35,12 @@ int loop_mod(struct loop *l, struct loop_source *src, uint32_t events);
 int loop_del(struct loop *l, struct loop_source *src);
 
 void loop_set_before_sleep(struct loop *l, void (*fn)(void *ctx), void *ctx);
+/*
+ * Called after each pass (the ready events handled and the before-sleep
+ * hook run) with the time the pass took, from epoll_wait() returning to
+ * the next epoll_wait(), in CLOCK_MONOTONIC ns. For the agent's metrics.
+ */
+void loop_set_after_pass(struct loop *l, void (*fn)(void *ctx, uint64_t busy_ns), void *ctx);
 
 /* Run until loop_stop(). 0, or -errno if epoll_wait fails. */
 int loop_run(struct loop *l);

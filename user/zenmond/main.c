@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -13,13 +14,18 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <sys/timerfd.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "agent.h"
+#include "config.h"
 #include "log.h"
+#include "notify.h"
 
+#define DEFAULT_CONFIG "/etc/zenmon/zenmond.conf"
 #define DEFAULT_PIN_DIR "/sys/fs/bpf/zenmon"
 #define CHECK_INTERVAL_MS 250   /* drop check, limits, and the backstop drain */
 #define DEFAULT_MAX_BATCH 1024U
@@ -35,6 +41,8 @@ enum {
 	OPT_GLOBAL_RATE,
 	OPT_STALL_TIMEOUT,
 	OPT_MAX_QUEUED,
+	OPT_CHECK_CONFIG,
+	OPT_METRICS_LISTEN,
 };
 
 static void usage(FILE *f)
@@ -46,8 +54,9 @@ static void usage(FILE *f)
 "connect to its Unix socket (with libzenmon, zenmonctl, or the protocol in\n"
 "docs/PROTOCOL.md), monitor processes, and receive exactly one DOWN per\n"
 "monitor when the process dies. eBPF on sched_process_exit does the watching.\n"
-"Runs in the foreground and logs to standard error. Needs root (or\n"
-"CAP_BPF, CAP_PERFMON and CAP_SYS_RESOURCE, plus CAP_SYS_ADMIN to mount bpffs).\n"
+"Runs in the foreground and logs to standard error. Needs root, or CAP_BPF and\n"
+"CAP_PERFMON, with CAP_SYS_PTRACE to read the exit status of a process already\n"
+"dead when monitored and CAP_SYS_ADMIN to mount bpffs (dist/zenmond.service).\n"
 "\n"
 "Options:\n"
 "  -s, --socket PATH         listen on PATH (default: $%s, else %s)\n"
@@ -77,20 +86,72 @@ static void usage(FILE *f)
 "                            waiting (default: 0, no limit: a queue never\n"
 "                            holds more than the subscriber's monitors)\n"
 "\n"
+"      --metrics-listen HOST:PORT\n"
+"                            serve Prometheus metrics at http://HOST:PORT/metrics\n"
+"                            (a numeric IPv4 address, or IPv6 in brackets; a\n"
+"                            PORT alone means 127.0.0.1:PORT); default: no HTTP\n"
+"                            listener (`zenmonctl stats` reads them anyway)\n"
+"\n"
 "  -l, --log-level LEVEL     error, warn, info (default) or debug\n"
+"  -c, --config PATH         settings: \"key = value\" lines, the keys these long\n"
+"                            options; the command line wins (default:\n"
+"                            %s, if it exists)\n"
+"      --check-config        check the configuration file and the options,\n"
+"                            print the effective settings, exit (0 valid, 1 not)\n"
 "  -h, --help                show this help and exit\n"
 "  -V, --version             show the version and exit\n"
 "\n"
 "Signals: SIGTERM or SIGINT stop the agent cleanly: it delivers the DOWNs the\n"
 "kernel already reported, closes every connection, removes its socket and\n"
-"its pinned maps.\n"
+"its pinned maps. SIGHUP reads the configuration file again and applies what\n"
+"can change while running (log-level, socket-mode and the delivery limits)\n"
+"without dropping a subscriber; it logs what else changed and needs a restart.\n"
+"Under systemd (Type=notify) it reports readiness once it serves.\n"
 "\n"
 "Exit status: 0 after a clean stop, 1 when it cannot start (the reason is\n"
-"logged), 2 on a usage error.\n",
+"logged) or the configuration is wrong, 2 on a usage error.\n",
 		ZM_SOCKET_ENV, ZM_DEFAULT_SOCKET, DEFAULT_PIN_DIR,
 		ZM_DEFAULT_WAKEUP_INTERVAL_NS / 1000ULL,
-		MAX_BATCH_LIMIT, DEFAULT_MAX_BATCH, DEFAULT_BATCH_WINDOW_US);
+		MAX_BATCH_LIMIT, DEFAULT_MAX_BATCH, DEFAULT_BATCH_WINDOW_US, DEFAULT_CONFIG);
 }
+
+/*
+ * Every option, for getopt and for the configuration file, whose keys are
+ * these long names (config.h): an option added here with required_argument
+ * is a setting as well, once opt_apply() handles it.
+ */
+static const struct option longopts[] = {
+	{ "socket", required_argument, NULL, 's' },
+	{ "pin-dir", required_argument, NULL, 'p' },
+	{ "socket-mode", required_argument, NULL, 'm' },
+	{ "wakeup-interval", required_argument, NULL, 'w' },
+	{ "log-level", required_argument, NULL, 'l' },
+	{ "max-rate", required_argument, NULL, OPT_MAX_RATE },
+	{ "max-batch", required_argument, NULL, OPT_MAX_BATCH },
+	{ "batch-window", required_argument, NULL, OPT_BATCH_WINDOW },
+	{ "global-rate", required_argument, NULL, OPT_GLOBAL_RATE },
+	{ "stall-timeout", required_argument, NULL, OPT_STALL_TIMEOUT },
+	{ "max-queued", required_argument, NULL, OPT_MAX_QUEUED },
+	{ "metrics-listen", required_argument, NULL, OPT_METRICS_LISTEN },
+	{ "config", required_argument, NULL, 'c' },
+	{ "check-config", no_argument, NULL, OPT_CHECK_CONFIG },
+	{ "help", no_argument, NULL, 'h' },
+	{ "version", no_argument, NULL, 'V' },
+	{ 0 }
+};
+
+/* The command line, kept for SIGHUP: the file is read again, and what the
+ * command line set still wins over it. */
+static struct {
+	const char *config_path;
+	bool config_explicit;       /* --config given: the file must exist */
+	bool check_config;
+	struct config args;         /* its settings, as config_set() entries */
+} cmdline = { .config_path = DEFAULT_CONFIG };
+
+/* The settings in force: the file's and the command line's text, which the
+ * string fields of agent.opts point into. Freed on the way out. */
+static struct config settings;
 
 static int parse_u64(const char *s, int base, unsigned long long max, unsigned long long *ret)
 {
@@ -107,124 +168,335 @@ static int parse_u64(const char *s, int base, unsigned long long max, unsigned l
 	return 0;
 }
 
-static int parse_delivery_opt(int opt, const char *arg, struct agent_opts *o)
+/* The delivery options: whole numbers in a range, each a uint32_t of agent_opts. */
+static const struct {
+	int opt;
+	unsigned long long min, max;
+	size_t offset;
+} delivery_opts[] = {
+	{ OPT_MAX_RATE, 0, 100000000, offsetof(struct agent_opts, max_rate) },
+	{ OPT_MAX_BATCH, 1, MAX_BATCH_LIMIT, offsetof(struct agent_opts, max_batch) },
+	{ OPT_BATCH_WINDOW, 0, 10000000, offsetof(struct agent_opts, batch_window_us) },
+	{ OPT_GLOBAL_RATE, 0, 1000000000, offsetof(struct agent_opts, global_rate) },
+	{ OPT_STALL_TIMEOUT, 0, 86400, offsetof(struct agent_opts, stall_timeout_s) },
+	{ OPT_MAX_QUEUED, 0, 1000000000, offsetof(struct agent_opts, max_queued) },
+};
+
+/* opt's row in delivery_opts, or -1 if it is not a delivery option. */
+static int delivery_index(int opt)
 {
-	static const struct {
-		int opt;
-		const char *name;
-		unsigned long long min, max;
-		size_t offset;
-	} table[] = {
-		{ OPT_MAX_RATE, "--max-rate", 0, 100000000, offsetof(struct agent_opts, max_rate) },
-		{ OPT_MAX_BATCH, "--max-batch", 1, MAX_BATCH_LIMIT, offsetof(struct agent_opts, max_batch) },
-		{ OPT_BATCH_WINDOW, "--batch-window", 0, 10000000, offsetof(struct agent_opts, batch_window_us) },
-		{ OPT_GLOBAL_RATE, "--global-rate", 0, 1000000000, offsetof(struct agent_opts, global_rate) },
-		{ OPT_STALL_TIMEOUT, "--stall-timeout", 0, 86400, offsetof(struct agent_opts, stall_timeout_s) },
-		{ OPT_MAX_QUEUED, "--max-queued", 0, 1000000000, offsetof(struct agent_opts, max_queued) },
-	};
+	for (size_t i = 0; i < sizeof(delivery_opts) / sizeof(delivery_opts[0]); i++) {
+		if (delivery_opts[i].opt == opt)
+			return (int)i;
+	}
+	return -1;
+}
+
+static int parse_delivery_opt(int i, const char *arg, const char *name, struct agent_opts *o,
+			      char *err, size_t errlen)
+{
 	unsigned long long v;
 
-	for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
-		if (table[i].opt != opt)
-			continue;
-		if (parse_u64(arg, 10, table[i].max, &v) < 0 || v < table[i].min) {
-			fprintf(stderr, "zenmond: invalid %s '%s': give a whole number from %llu to %llu\n",
-				table[i].name, arg, table[i].min, table[i].max);
+	if (parse_u64(arg, 10, delivery_opts[i].max, &v) < 0 || v < delivery_opts[i].min) {
+		snprintf(err, errlen, "invalid %s '%s': give a whole number from %llu to %llu",
+			 name, arg, delivery_opts[i].min, delivery_opts[i].max);
+		return -EINVAL;
+	}
+	*(uint32_t *)((char *)o + delivery_opts[i].offset) = (uint32_t)v;
+	return 0;
+}
+
+static void opts_defaults(struct agent_opts *o)
+{
+	const char *env = getenv(ZM_SOCKET_ENV);
+
+	*o = (struct agent_opts){
+		.socket_path = env && *env ? env : ZM_DEFAULT_SOCKET,
+		.pin_dir = DEFAULT_PIN_DIR,
+		.proc_root = "/proc",
+		.socket_mode = 0666,
+		.wakeup_interval_ns = ZM_DEFAULT_WAKEUP_INTERVAL_NS,
+		.max_batch = DEFAULT_MAX_BATCH,
+		.batch_window_us = DEFAULT_BATCH_WINDOW_US,
+		.log_level = LOG_LVL_INFO,
+	};
+}
+
+/*
+ * Set one option from its text, from the command line or the configuration
+ * file alike: use arg, never optarg (a file's values are not getopt's), and
+ * keep arg itself for strings (it lives as long as the settings). name is
+ * the key as the user wrote it ("--max-rate" or "max-rate"), for the
+ * message. 0, or -EINVAL with the problem in err.
+ */
+static int opt_apply(struct agent_opts *o, int code, const char *arg, const char *name,
+		     char *err, size_t errlen)
+{
+	int delivery = delivery_index(code);
+	unsigned long long v;
+	enum log_level lvl;
+
+	if (delivery >= 0)
+		return parse_delivery_opt(delivery, arg, name, o, err, errlen);
+	switch (code) {
+	case 's':
+		if (arg[0] != '/' || strlen(arg) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
+			snprintf(err, errlen, "invalid %s '%s': give an absolute path of at most %zu bytes",
+				 name, arg, sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
 			return -EINVAL;
 		}
-		*(uint32_t *)((char *)o + table[i].offset) = (uint32_t)v;
+		o->socket_path = arg;
+		return 0;
+	case 'p':
+		if (!*arg) {
+			snprintf(err, errlen, "invalid %s '': give a directory on a bpf filesystem", name);
+			return -EINVAL;
+		}
+		o->pin_dir = arg;
+		return 0;
+	case 'm':
+		if (parse_u64(arg, 8, 0777, &v) < 0) {
+			snprintf(err, errlen, "invalid %s '%s': give octal permissions such as 0660", name, arg);
+			return -EINVAL;
+		}
+		o->socket_mode = (unsigned int)v;
+		return 0;
+	case 'w':
+		if (parse_u64(arg, 10, 1000000, &v) < 0 || v == 0) {
+			snprintf(err, errlen, "invalid %s '%s': give microseconds from 1 to 1000000", name, arg);
+			return -EINVAL;
+		}
+		o->wakeup_interval_ns = v * 1000ULL;
+		return 0;
+	case 'l':
+		if (log_parse_level(arg, &lvl) < 0) {
+			snprintf(err, errlen, "invalid %s '%s': use error, warn, info or debug", name, arg);
+			return -EINVAL;
+		}
+		o->log_level = (int)lvl;
+		return 0;
+	case OPT_METRICS_LISTEN: {
+		struct sockaddr_storage ss;
+		socklen_t len;
+
+		if (metrics_http_parse_listen(arg, &ss, &len, err, errlen) < 0)
+			return -EINVAL;
+		o->metrics_listen = arg;
 		return 0;
 	}
+	case 'c':
+		snprintf(err, errlen, "'%s' cannot be set in a configuration file: give --config on the command line",
+			 name);
+		return -EINVAL;
+	}
+	snprintf(err, errlen, "%s is not a setting", name);
 	return -EINVAL;
 }
 
-static int parse_args(int argc, char **argv, struct agent_opts *o)
+/*
+ * An option's value in force, as its setting would be written: false for an
+ * option this does not know, whose text in the settings stands for it.
+ */
+static bool opt_format(const struct agent_opts *o, int code, char *buf, size_t len)
 {
-	static const struct option longopts[] = {
-		{ "socket", required_argument, NULL, 's' },
-		{ "pin-dir", required_argument, NULL, 'p' },
-		{ "socket-mode", required_argument, NULL, 'm' },
-		{ "wakeup-interval", required_argument, NULL, 'w' },
-		{ "log-level", required_argument, NULL, 'l' },
-		{ "max-rate", required_argument, NULL, OPT_MAX_RATE },
-		{ "max-batch", required_argument, NULL, OPT_MAX_BATCH },
-		{ "batch-window", required_argument, NULL, OPT_BATCH_WINDOW },
-		{ "global-rate", required_argument, NULL, OPT_GLOBAL_RATE },
-		{ "stall-timeout", required_argument, NULL, OPT_STALL_TIMEOUT },
-		{ "max-queued", required_argument, NULL, OPT_MAX_QUEUED },
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' },
-		{ 0 }
-	};
-	const char *env = getenv(ZM_SOCKET_ENV);
-	unsigned long long v;
-	enum log_level lvl;
+	int delivery = delivery_index(code);
+
+	if (delivery >= 0) {
+		snprintf(buf, len, "%u",
+			 *(const uint32_t *)((const char *)o + delivery_opts[delivery].offset));
+		return true;
+	}
+	switch (code) {
+	case 's':
+		snprintf(buf, len, "%s", o->socket_path);
+		return true;
+	case 'p':
+		snprintf(buf, len, "%s", o->pin_dir);
+		return true;
+	case 'm':
+		snprintf(buf, len, "%04o", o->socket_mode);
+		return true;
+	case 'w':
+		snprintf(buf, len, "%llu", (unsigned long long)(o->wakeup_interval_ns / 1000ULL));
+		return true;
+	case 'l':
+		snprintf(buf, len, "%s", log_level_name((enum log_level)o->log_level));
+		return true;
+	case OPT_METRICS_LISTEN:
+		if (!o->metrics_listen)
+			return false;
+		snprintf(buf, len, "%s", o->metrics_listen);
+		return true;
+	}
+	return false;
+}
+
+/* What a SIGHUP can change without a restart (agent_reload()): the log
+ * level, the socket's mode and every delivery option. */
+static bool opt_runtime(int code)
+{
+	return code == 'l' || code == 'm' || delivery_index(code) >= 0;
+}
+
+/* The keys of the settings: options with a value, but not --config. */
+static bool opt_is_setting(const struct option *opt)
+{
+	return opt->has_arg == required_argument && opt->val != 'c';
+}
+
+/* A setting's value as text: what opt_format() says, else the settings'
+ * own text, else "(default)". */
+static const char *opt_text(const struct agent_opts *o, const struct config *cf, int code,
+			    char *buf, size_t len)
+{
+	const struct config_entry *e;
+
+	if (opt_format(o, code, buf, len))
+		return buf;
+	e = config_find(cf, code);
+	return e ? e->value : "(default)";
+}
+
+/*
+ * The settings in force: the defaults, then the configuration file (a
+ * missing default file is no file), then the command line. On success
+ * *ret_opts points into *ret_cf, which the caller frees after it. 0, or
+ * -errno with the problem in err.
+ */
+static int settings_load(struct config *ret_cf, struct agent_opts *ret_opts, char *err, size_t errlen)
+{
+	struct config cf;
+	struct agent_opts o;
+	int r;
+
+	config_init(&cf);
+	r = config_read(&cf, cmdline.config_path, longopts, err, errlen);
+	if (r == -ENOENT && !cmdline.config_explicit)
+		r = 0;
+	for (size_t i = 0; r == 0 && i < cmdline.args.n; i++) {
+		const struct config_entry *e = &cmdline.args.entries[i];
+
+		r = config_set(&cf, e->code, e->key, e->value);
+		if (r < 0)
+			snprintf(err, errlen, "out of memory");
+	}
+	opts_defaults(&o);
+	for (size_t i = 0; r == 0 && i < cf.n; i++) {
+		const struct config_entry *e = &cf.entries[i];
+		char name[64], msg[PATH_MAX + 128];
+
+		snprintf(name, sizeof(name), "%s%s", e->line ? "" : "--", e->key);
+		r = opt_apply(&o, e->code, e->value, name, msg, sizeof(msg));
+		if (r < 0 && e->line)
+			snprintf(err, errlen, "%s:%u: %s", cf.path, e->line, msg);
+		else if (r < 0)
+			snprintf(err, errlen, "%s", msg);
+	}
+	if (r == 0 && o.socket_path[0] != '/') {
+		snprintf(err, errlen, "$%s '%s' must be an absolute path", ZM_SOCKET_ENV, o.socket_path);
+		r = -EINVAL;
+	}
+	if (r < 0) {
+		config_free(&cf);
+		return r;
+	}
+	*ret_cf = cf;
+	*ret_opts = o;
+	return 0;
+}
+
+/* Print v as a setting's value that reads back the same. */
+static void print_value(FILE *f, const char *v)
+{
+	if (*v && !strpbrk(v, " \t#\"'\\") && v[strlen(v) - 1] != ' ') {
+		fputs(v, f);
+		return;
+	}
+	fputc('"', f);
+	for (; *v; v++) {
+		if (*v == '"' || *v == '\\')
+			fputc('\\', f);
+		fputc(*v, f);
+	}
+	fputc('"', f);
+}
+
+/* --check-config: the settings in force, as a configuration file. */
+static void print_settings(FILE *f, const struct config *cf, const struct agent_opts *o)
+{
+	fprintf(f, "# zenmond %s: the effective settings: defaults", ZENMON_VERSION);
+	if (cf->path)
+		fprintf(f, ", then %s", cf->path);
+	else
+		fprintf(f, " (no %s)", cmdline.config_path);
+	fprintf(f, "%s\n", cmdline.args.n ? ", then the command line" : "");
+	for (const struct option *opt = longopts; opt->name; opt++) {
+		char buf[PATH_MAX + 32];
+
+		if (!opt_is_setting(opt))
+			continue;
+		if (!opt_format(o, opt->val, buf, sizeof(buf)) && !config_find(cf, opt->val)) {
+			fprintf(f, "# %s = (default)\n", opt->name);
+			continue;
+		}
+		fprintf(f, "%s = ", opt->name);
+		print_value(f, opt_text(o, cf, opt->val, buf, sizeof(buf)));
+		fputc('\n', f);
+	}
+}
+
+/*
+ * The command line: each setting is checked now, so that a typo is a usage
+ * error (status 2) before any file is read, and kept for settings_load().
+ * 0 to go on, else the exit status.
+ */
+static int parse_args(int argc, char **argv)
+{
+	struct agent_opts scratch;
+	char err[PATH_MAX + 128];
 	int c;
 
-	o->socket_path = env && *env ? env : ZM_DEFAULT_SOCKET;
-	o->pin_dir = DEFAULT_PIN_DIR;
-	o->proc_root = "/proc";
-	o->socket_mode = 0666;
-	o->wakeup_interval_ns = ZM_DEFAULT_WAKEUP_INTERVAL_NS;
-	o->max_batch = DEFAULT_MAX_BATCH;
-	o->batch_window_us = DEFAULT_BATCH_WINDOW_US;
+	opts_defaults(&scratch);
+	while ((c = getopt_long(argc, argv, "s:p:m:w:l:c:hV", longopts, NULL)) != -1) {
+		const struct option *opt = NULL;
+		char name[64];
 
-	while ((c = getopt_long(argc, argv, "s:p:m:w:l:hV", longopts, NULL)) != -1) {
 		switch (c) {
-		case 's':
-			o->socket_path = optarg;
-			break;
-		case 'p':
-			o->pin_dir = optarg;
-			break;
-		case 'm':
-			if (parse_u64(optarg, 8, 0777, &v) < 0) {
-				fprintf(stderr, "zenmond: invalid --socket-mode '%s': give octal permissions such as 0660\n", optarg);
-				return 2;
-			}
-			o->socket_mode = (unsigned int)v;
-			break;
-		case 'w':
-			if (parse_u64(optarg, 10, 1000000, &v) < 0 || v == 0) {
-				fprintf(stderr, "zenmond: invalid --wakeup-interval '%s': give microseconds from 1 to 1000000\n", optarg);
-				return 2;
-			}
-			o->wakeup_interval_ns = v * 1000ULL;
-			break;
-		case 'l':
-			if (log_parse_level(optarg, &lvl) < 0) {
-				fprintf(stderr, "zenmond: invalid --log-level '%s': use error, warn, info or debug\n", optarg);
-				return 2;
-			}
-			log_set_level(lvl);
-			break;
-		case OPT_MAX_RATE:
-		case OPT_MAX_BATCH:
-		case OPT_BATCH_WINDOW:
-		case OPT_GLOBAL_RATE:
-		case OPT_STALL_TIMEOUT:
-		case OPT_MAX_QUEUED:
-			if (parse_delivery_opt(c, optarg, o) < 0)
-				return 2;
-			break;
+		case 'c':
+			cmdline.config_path = optarg;
+			cmdline.config_explicit = true;
+			continue;
+		case OPT_CHECK_CONFIG:
+			cmdline.check_config = true;
+			continue;
 		case 'h':
 			usage(stdout);
 			exit(0);
 		case 'V':
 			printf("zenmond %s (protocol %d)\n", ZENMON_VERSION, ZM_PROTO_VERSION);
 			exit(0);
-		default:
+		}
+		for (const struct option *o = longopts; o->name; o++) {
+			if (o->val == c && o->has_arg == required_argument)
+				opt = o;
+		}
+		if (!opt) {
 			fprintf(stderr, "Try 'zenmond --help' for more information.\n");
 			return 2;
+		}
+		snprintf(name, sizeof(name), "--%s", opt->name);
+		if (opt_apply(&scratch, c, optarg, name, err, sizeof(err)) < 0) {
+			fprintf(stderr, "zenmond: %s\n", err);
+			return 2;
+		}
+		if (config_set(&cmdline.args, c, opt->name, optarg) < 0) {
+			fprintf(stderr, "zenmond: out of memory\n");
+			return 1;
 		}
 	}
 	if (optind < argc) {
 		fprintf(stderr, "zenmond: unexpected argument '%s'\nTry 'zenmond --help' for more information.\n",
 			argv[optind]);
-		return 2;
-	}
-	if (o->socket_path[0] != '/') {
-		fprintf(stderr, "zenmond: --socket '%s' must be an absolute path\n", o->socket_path);
 		return 2;
 	}
 	return 0;
@@ -322,14 +594,126 @@ static void on_check(struct loop_source *src, uint32_t events)
 	}
 }
 
+/* The global bucket's burst: one batch, or one second's worth if less. */
+static uint32_t global_burst(const struct agent_opts *o)
+{
+	if (!o->global_rate)
+		return 0;
+	return o->global_rate < o->max_batch ? o->global_rate : o->max_batch;
+}
+
+/* Tell the service manager, if there is one; say once if that fails. */
+static void agent_notify_ready(const struct agent *a, const char *how)
+{
+	int r = notify_send("READY=1\nSTATUS=%sserving %s, maps pinned in %s", how,
+			    a->opts.socket_path, kwatch_pin_dir(a->kw));
+
+	if (r < 0)
+		log_warn("cannot tell the service manager that the agent is ready ($NOTIFY_SOCKET=%s): %s",
+			 getenv("NOTIFY_SOCKET"), strerror(-r));
+}
+
+/*
+ * SIGHUP: read the configuration file again (the command line still wins)
+ * and apply what can change while running; subscribers and monitors stay.
+ * Each change is logged, and so is each change that needs a restart (the
+ * socket, the pin dir, the wakeup interval, which the loaded BPF program
+ * holds read-only). A file with an error changes nothing.
+ *
+ * The delivery limits are the caps on what a subscriber may ask in HELLO and
+ * the values it gets when it asks for none. New connections get the new
+ * ones; a connected subscriber keeps what it was granted, lowered to fit a
+ * lower --max-rate or --max-batch (never raised: it asked for no more).
+ */
+static void agent_reload(struct agent *a)
+{
+	struct agent_opts o;
+	struct config cf;
+	char err[PATH_MAX + 256];
+	unsigned int applied = 0, pending = 0;
+	size_t capped;
+
+	notify_send("RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=reloading %s",
+		    (unsigned long long)(agent_now_ns(CLOCK_MONOTONIC) / 1000ULL), cmdline.config_path);
+	if (settings_load(&cf, &o, err, sizeof(err)) < 0) {
+		log_error("reload failed, the running settings stay: %s", err);
+		agent_notify_ready(a, "reload failed, running with the previous settings; ");
+		return;
+	}
+	if (o.max_batch > a->opts.max_batch) {
+		struct zm_down *scratch = realloc(a->scratch, o.max_batch * sizeof(*scratch));
+
+		if (!scratch) {
+			log_error("reload: out of memory for --max-batch %u: keeping %u", o.max_batch,
+				  a->opts.max_batch);
+			o.max_batch = a->opts.max_batch;
+		} else {
+			a->scratch = scratch;
+		}
+	}
+	for (const struct option *opt = longopts; opt->name; opt++) {
+		char was[PATH_MAX + 32], now[PATH_MAX + 32];
+		const char *w, *n;
+
+		if (!opt_is_setting(opt))
+			continue;
+		w = opt_text(&a->opts, &settings, opt->val, was, sizeof(was));
+		n = opt_text(&o, &cf, opt->val, now, sizeof(now));
+		if (strcmp(w, n) == 0)
+			continue;
+		if (opt_runtime(opt->val)) {
+			log_info("reload: %s %s -> %s", opt->name, w, n);
+			applied++;
+		} else {
+			log_warn("reload: %s changed from %s to %s, which takes a restart of the agent; still %s",
+				 opt->name, w, n, w);
+			pending++;
+		}
+	}
+
+	if (o.socket_mode != a->opts.socket_mode && chmod(a->opts.socket_path, o.socket_mode) < 0)
+		log_warn("reload: cannot set mode %04o on %s: %s", o.socket_mode, a->opts.socket_path,
+			 strerror(errno));
+	a->opts.socket_mode = o.socket_mode;
+	if (o.global_rate != a->opts.global_rate || o.max_batch != a->opts.max_batch)
+		dispatch_set_global(&a->dispatcher, o.global_rate, global_burst(&o),
+				    agent_now_ns(CLOCK_MONOTONIC));
+	a->opts.max_rate = o.max_rate;
+	a->opts.max_batch = o.max_batch;
+	a->opts.batch_window_us = o.batch_window_us;
+	a->opts.global_rate = o.global_rate;
+	a->opts.stall_timeout_s = o.stall_timeout_s;
+	a->opts.max_queued = o.max_queued;
+	capped = client_apply_caps(a);
+	if (capped)
+		log_info("reload: lowered the limits of %zu connected subscribers to the new caps", capped);
+	/* Last, so that a quieter level still shows what the reload did. */
+	a->opts.log_level = o.log_level;
+	config_free(&cf);
+
+	log_info("reloaded %s: %u change%s applied, %u waiting for a restart",
+		 settings.path ? settings.path : cmdline.config_path, applied, applied == 1 ? "" : "s",
+		 pending);
+	log_set_level((enum log_level)a->opts.log_level);
+	a->dispatch_due = true;
+	agent_notify_ready(a, "");
+}
+
 static void on_signal(struct loop_source *src, uint32_t events)
 {
 	struct agent *a = (struct agent *)((char *)src - offsetof(struct agent, signal_src));
 	struct signalfd_siginfo si;
 
-	if (read(src->fd, &si, sizeof(si)) == sizeof(si))
+	while (read(src->fd, &si, sizeof(si)) == sizeof(si)) {
+		if (si.ssi_signo == SIGHUP) {
+			log_info("received SIGHUP, reloading the configuration");
+			agent_reload(a);
+			continue;
+		}
 		log_info("received %s, shutting down", strsignal((int)si.ssi_signo));
-	loop_stop(a->loop);
+		loop_stop(a->loop);
+		return;
+	}
 }
 
 void agent_dispatch(struct agent *a)
@@ -376,6 +760,7 @@ static int setup_signals(struct agent *a)
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
 	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
 		return -errno;
 	fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
@@ -427,12 +812,30 @@ int main(int argc, char **argv)
 		.dispatch_src.fd = -1,
 	};
 	struct kwatch_opts kopts;
+	char err[PATH_MAX + 256];
 	int r, status = 1;
 
-	r = parse_args(argc, argv, &a.opts);
+	r = parse_args(argc, argv);
 	if (r)
 		return r;
+	r = settings_load(&settings, &a.opts, err, sizeof(err));
+	if (r < 0) {
+		fprintf(stderr, "zenmond: %s\n", err);
+		config_free(&cmdline.args);
+		return 1;
+	}
+	if (cmdline.check_config) {
+		print_settings(stdout, &settings, &a.opts);
+		config_free(&settings);
+		config_free(&cmdline.args);
+		return fflush(stdout) == 0 ? 0 : 1;
+	}
+	log_set_level((enum log_level)a.opts.log_level);
+	if (settings.path)
+		log_info("settings from %s%s", settings.path,
+			 cmdline.args.n ? ", overridden by the command line" : "");
 	a.started_mono_ns = agent_now_ns(CLOCK_MONOTONIC);
+	metrics_init(&a.metrics);
 
 	a.loop = loop_new();
 	a.reg = registry_new(&reg_ops, &a);
@@ -461,9 +864,7 @@ int main(int argc, char **argv)
 		a.ring_src.fd = -1;
 		goto out;
 	}
-	dispatch_init(&a.dispatcher, &client_dispatch_ops, a.opts.global_rate,
-		      a.opts.global_rate ? (a.opts.global_rate < a.opts.max_batch ? a.opts.global_rate
-									  : a.opts.max_batch) : 0,
+	dispatch_init(&a.dispatcher, &client_dispatch_ops, a.opts.global_rate, global_burst(&a.opts),
 		      a.started_mono_ns);
 	r = timer_new(&a, &a.redrain_src, on_redrain);
 	if (r >= 0)
@@ -476,14 +877,22 @@ int main(int argc, char **argv)
 	}
 	timer_arm(&a.check_src, CHECK_INTERVAL_MS * 1000000ULL, true);
 
+	/* Before the socket: an agent that cannot serve its metrics fails
+	 * before any client could connect to it. */
+	if (a.opts.metrics_listen && (r = metrics_http_start(&a)) < 0)
+		goto out; /* it said what went wrong */
+	loop_set_after_pass(a.loop, metrics_on_loop_pass, &a.metrics);
 	r = server_listen(&a);
 	if (r < 0)
 		goto out;
 
 	log_info("zenmond %s ready: socket %s, maps pinned in %s", ZENMON_VERSION,
 		 a.opts.socket_path, kwatch_pin_dir(a.kw));
+	/* Only now: the programs are attached and the socket takes clients. */
+	agent_notify_ready(&a, "");
 	loop_set_before_sleep(a.loop, before_sleep, &a);
 	r = loop_run(a.loop);
+	notify_send("STOPPING=1\nSTATUS=stopping: delivering the last DOWNs");
 	if (r < 0) {
 		log_error("event loop failed: %s", strerror(-r));
 		goto out;
@@ -494,6 +903,7 @@ out:
 	/* Stop taking clients, deliver what the kernel already reported, then
 	 * let everything go. */
 	server_close(&a);
+	metrics_http_stop(&a);
 	if (a.kw) {
 		/* The last DOWNs go out without pacing: the agent is leaving. */
 		kwatch_drain(a.kw);
@@ -501,6 +911,7 @@ out:
 	}
 	client_close_all(&a);
 	monitor_free_pending(&a);
+	free(a.pid_hints);
 	if (a.loop) {
 		close_source(&a, &a.redrain_src);
 		close_source(&a, &a.dispatch_src);
@@ -513,6 +924,8 @@ out:
 	registry_free(a.reg);
 	loop_free(a.loop);
 	free(a.scratch);
+	config_free(&settings);
+	config_free(&cmdline.args);
 	if (status == 0)
 		log_info("stopped");
 	return status;

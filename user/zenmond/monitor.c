@@ -33,6 +33,22 @@
 
 #define PID_MAX_LIMIT 4194304U   /* the kernel's upper bound for pid_max */
 
+/*
+ * Plain-pid monitors on a process already watched skip /proc (70% of the
+ * agent's time when every request read it). The hint remembers which
+ * identity a pid had when last resolved, and the exit generation of its slot
+ * read just before (kwatch_exit_gen()): while the generation has not moved,
+ * no process of that slot has died, so the pid still belongs to the same
+ * process. Checking costs a memory load, no system call.
+ */
+#define PID_HINTS 65536U
+
+struct pid_hint {
+	uint32_t pid;
+	uint32_t exit_gen;      /* the slot's exit generation, read before /proc */
+	uint64_t start_ticks;
+};
+
 /* A target caught in the middle of its exit: wait for its pidfd. */
 struct pending_exit {
 	struct loop_source src;
@@ -79,6 +95,7 @@ bool monitor_fire(struct agent *a, const struct reg_key *key, const struct zm_do
 		a->rescan_needed = true;
 		return false;
 	}
+	metrics_downs_enqueued(&a->metrics, d->reason, (uint64_t)n);
 	if (n)
 		log_debug("target %llu (kind %u) is down (%s %d): %zd DOWNs", (unsigned long long)key->a,
 			  key->kind, zm_reason_name(d->reason), d->value, n);
@@ -268,12 +285,62 @@ static int arm_proc(struct agent *a, const struct reg_key *key)
 	return 0;
 }
 
+static struct pid_hint *pid_hint(struct agent *a, uint32_t pid)
+{
+	if (!a->pid_hints && !(a->pid_hints = calloc(PID_HINTS, sizeof(*a->pid_hints))))
+		return NULL; /* no hints: every monitor takes the /proc path */
+	return &a->pid_hints[pid % PID_HINTS];
+}
+
+/* Remember that pid was the process started at start_ticks when /proc was
+ * read, with the exit generation read before that. */
+static void pid_hint_set(struct agent *a, uint32_t pid, uint64_t start_ticks, uint32_t exit_gen)
+{
+	struct pid_hint *h = pid_hint(a, pid);
+
+	if (h)
+		*h = (struct pid_hint){ .pid = pid, .exit_gen = exit_gen, .start_ticks = start_ticks };
+}
+
+/* The identity of pid without /proc: a watched process that cannot have
+ * died since it was seen alive. */
+static bool pid_hint_resolve(struct agent *a, uint32_t pid, struct reg_key *ret_key)
+{
+	struct pid_hint *h = pid_hint(a, pid);
+	struct reg_key key;
+
+	if (!h || h->pid != pid || h->exit_gen != kwatch_exit_gen(a->kw, pid))
+		return false;
+	key = proc_key(pid, h->start_ticks);
+	if (!registry_target_exists(a->reg, &key))
+		return false;
+	*ret_key = key;
+	return true;
+}
+
+/*
+ * Whether pid is a thread-group leader, the cheap way: pidfd_open() refuses
+ * (EINVAL) a pid that is a thread of another process, and costs no /proc
+ * path walk or text. false when it cannot tell; the caller reads
+ * /proc/PID/status then.
+ */
+static bool pid_is_leader(uint32_t pid)
+{
+	int fd = (int)syscall(SYS_pidfd_open, (pid_t)pid, 0);
+
+	if (fd < 0)
+		return false;
+	close(fd);
+	return true;
+}
+
 static void watch_proc(struct agent *a, struct client *c, uint64_t ref, uint32_t pid,
 		       bool have_start, uint64_t start_ticks, uint16_t request)
 {
 	struct reg_sub *sub = client_sub(c);
 	struct proc_stat st;
 	struct reg_key key;
+	uint32_t exit_gen;
 	bool new_target;
 	pid_t tgid;
 	int r;
@@ -286,7 +353,10 @@ static void watch_proc(struct agent *a, struct client *c, uint64_t ref, uint32_t
 	key = proc_key(pid, start_ticks);
 	if (have_start && registry_target_exists(a->reg, &key))
 		goto add;
+	if (!have_start && pid_hint_resolve(a, pid, &key))
+		goto add;
 
+	exit_gen = kwatch_exit_gen(a->kw, pid);
 	r = procfs_read_stat(a->opts.proc_root, (pid_t)pid, &st);
 	if (r == -ENOENT || (r == 0 && have_start && st.start_ticks != start_ticks)) {
 		queue_noproc(a, c, ref, pid, have_start ? start_ticks : 0, request);
@@ -298,7 +368,7 @@ static void watch_proc(struct agent *a, struct client *c, uint64_t ref, uint32_t
 		return;
 	}
 	key = proc_key(pid, st.start_ticks);
-	if (!registry_target_exists(a->reg, &key)) {
+	if (!registry_target_exists(a->reg, &key) && !pid_is_leader(pid)) {
 		/* /proc/TID/stat exists for threads too: make sure pid is a process. */
 		r = procfs_read_tgid(a->opts.proc_root, (pid_t)pid, &tgid);
 		if (r == -ENOENT) {
@@ -312,6 +382,9 @@ static void watch_proc(struct agent *a, struct client *c, uint64_t ref, uint32_t
 			return;
 		}
 	}
+	/* The process held the pid when /proc was read (a zombie too: it
+	 * joins its target's DOWN). */
+	pid_hint_set(a, pid, st.start_ticks, exit_gen);
 add:
 	r = registry_monitor_add(a->reg, sub, ref, &key, &new_target);
 	if (r < 0) {

@@ -124,6 +124,7 @@ struct registry {
 	struct htab targets;             /* struct target by key */
 	struct htab monitors;            /* struct monitor by (sub id, ref), armed and queued */
 	size_t nqueued;                  /* queued monitors among them */
+	struct registry_counters counters;
 };
 
 _Static_assert(sizeof(void *) != 8 || sizeof(struct monitor) == 64,
@@ -361,14 +362,21 @@ static struct monitor *monitor_find(const struct registry *r, const struct reg_s
 	return NULL;
 }
 
+static size_t kind_index(uint32_t kind)
+{
+	return kind < REG_KINDS ? kind : 0;
+}
+
 static void target_table_insert(struct registry *r, struct target *t)
 {
 	htab_insert(r, &r->targets, &t->node, hash_key(r, &t->key));
+	r->counters.targets[kind_index(t->key.kind)]++;
 }
 
 static void target_table_remove(struct registry *r, struct target *t)
 {
 	htab_remove(r, &r->targets, &t->node, hash_key(r, &t->key));
+	r->counters.targets[kind_index(t->key.kind)]--;
 }
 
 static void monitor_table_insert(struct registry *r, struct monitor *m)
@@ -550,6 +558,8 @@ void registry_sub_free(struct registry *r, struct reg_sub *s)
 {
 	if (!s)
 		return;
+	r->counters.dropped_armed += s->armed.count;
+	r->counters.dropped_queued += s->queue.count;
 	/* Take the head each time: unwatch may not touch s, but this stays
 	 * correct whatever it does to the other lists. */
 	while (s->armed.head)
@@ -603,6 +613,7 @@ size_t registry_sub_pop(struct registry *r, struct reg_sub *s, struct zm_down *o
 		n++;
 		queued_drop(r, m);
 	}
+	r->counters.popped += n;
 	return n;
 }
 
@@ -641,6 +652,7 @@ int registry_monitor_add(struct registry *r, struct reg_sub *s, uint64_t ref,
 	target_list_append(t, m);
 	mlist_append(&s->armed, m);
 	monitor_table_insert(r, m);
+	r->counters.added[kind_index(key->kind)]++;
 	if (ret_new_target)
 		*ret_new_target = is_new;
 	return 0;
@@ -654,9 +666,11 @@ int registry_monitor_remove(struct registry *r, struct reg_sub *s, uint64_t ref)
 		return -ENOENT;
 	if (monitor_queued(m)) {
 		queued_drop(r, m);
+		r->counters.removed_queued++;
 		return 1;
 	}
 	monitor_drop(r, m);
+	r->counters.removed_armed++;
 	return 0;
 }
 
@@ -757,6 +771,21 @@ void registry_foreach_target(const struct registry *r,
 		visit_chain(tt->old[i], fn, ctx);
 }
 
+void registry_target_foreach_monitor(const struct registry *r, const struct reg_key *key,
+				     void (*fn)(void *ctx, const struct reg_sub *s, uint64_t ref),
+				     void *ctx)
+{
+	const struct target *t = target_find(r, key);
+
+	for (const struct monitor *m = t ? t->head : NULL; m; m = m->t_next)
+		fn(ctx, m->sub, m->ref);
+}
+
+const struct registry_counters *registry_counters(const struct registry *r)
+{
+	return &r->counters;
+}
+
 size_t registry_monitor_count(const struct registry *r)
 {
 	return r->monitors.count - r->nqueued;
@@ -765,6 +794,16 @@ size_t registry_monitor_count(const struct registry *r)
 size_t registry_queued_count(const struct registry *r)
 {
 	return r->nqueued;
+}
+
+size_t registry_queued_max(const struct registry *r)
+{
+	size_t max = 0;
+
+	for (const struct reg_sub *s = r->subs; s; s = s->next)
+		if (s->queue.count > max)
+			max = s->queue.count;
+	return max;
 }
 
 size_t registry_target_count(const struct registry *r)

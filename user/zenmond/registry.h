@@ -142,8 +142,38 @@ void registry_foreach_target(const struct registry *r,
 			     void (*fn)(void *ctx, const struct reg_key *key, size_t monitors),
 			     void *ctx);
 
+/*
+ * Visit every armed monitor of the target key, in the order they were added
+ * (fn must not change the registry). Nothing when there is no such target.
+ */
+void registry_target_foreach_monitor(const struct registry *r, const struct reg_key *key,
+				     void (*fn)(void *ctx, const struct reg_sub *s, uint64_t ref),
+				     void *ctx);
+
+/* Target kinds counted apart; another kind counts as 0. */
+#define REG_KINDS 3
+
+/*
+ * What the registry has done since it was made, for the agent's metrics.
+ * Every monitor added leaves by exactly one of the removal counters, so
+ * added - (popped + removed_armed + removed_queued + dropped_armed +
+ * dropped_queued) is the monitors it holds now (armed and queued).
+ */
+struct registry_counters {
+	uint64_t added[REG_KINDS];   /* registry_monitor_add(), by key kind */
+	uint64_t popped;             /* DOWNs popped (sent) */
+	uint64_t removed_armed;      /* registry_monitor_remove() of an armed monitor */
+	uint64_t removed_queued;     /* registry_monitor_remove() of a queued DOWN */
+	uint64_t dropped_armed;      /* armed monitors of a registry_sub_free()d subscriber */
+	uint64_t dropped_queued;     /* queued DOWNs of a registry_sub_free()d subscriber */
+	size_t targets[REG_KINDS];   /* targets held now, by kind */
+};
+
+const struct registry_counters *registry_counters(const struct registry *r);
+
 size_t registry_monitor_count(const struct registry *r);  /* armed monitors, all subscribers */
 size_t registry_queued_count(const struct registry *r);   /* queued DOWNs, all subscribers */
+size_t registry_queued_max(const struct registry *r);     /* the longest one queue (O(subscribers)) */
 size_t registry_target_count(const struct registry *r);
 size_t registry_sub_count(const struct registry *r);
 
