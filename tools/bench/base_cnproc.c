@@ -270,7 +270,8 @@ int cnproc_listener_new(int rcvbuf, struct cnproc_listener **ret)
 	}
 	/* FORCE goes past net.core.rmem_max but needs CAP_NET_ADMIN, which
 	 * the subscription needs anyway; plain SO_RCVBUF is the fallback. */
-	if (rcvbuf > 0 && setsockopt(l->fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof(rcvbuf)) < 0 &&
+	if (rcvbuf > 0 &&
+	    setsockopt(l->fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof(rcvbuf)) < 0 &&
 	    setsockopt(l->fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf)) < 0) {
 		r = -errno;
 		goto fail;

@@ -12,7 +12,10 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -320,41 +323,91 @@ int bench_make_room_for_procs(long n)
 	return raise_sysctl(1, want);
 }
 
+/*
+ * Sleepers are clone(CLONE_VM) children, not fork()s. 100,000 children forked
+ * from one parent all map that parent's anonymous pages, and every rmap walk
+ * over such a page (reclaim, or kdamond's sampling on a host that runs
+ * DAMON, as this VM does) visits each of them, holding the anon_vma lock
+ * that every further fork needs: forked sleepers came at ~700/s for the
+ * first 5,000 and slower with each one (33,000 in 11 minutes), clone(CLONE_VM)
+ * ones at ~10,000/s throughout. Each is still a process of its own (its own
+ * pid and thread group), which is all an observer sees.
+ *
+ * A sleeper runs on SLEEPER_STACK bytes, so it makes raw system calls only,
+ * with every signal blocked (no handler of ours can run on that stack;
+ * SIGKILL still ends it). It shares our TLS, so it must not touch errno: the
+ * calls it makes do not fail.
+ */
+#define SLEEPER_STACK 4096
+#define MAX_SLEEPER_SETS 64   /* sets alive at once */
+
+/* The stacks of each set spawned, unmapped when the set is reaped. */
+static struct sleeper_set {
+	const pid_t *pids;
+	char *stacks;
+	size_t len;
+} sleeper_sets[MAX_SLEEPER_SETS];
+
+static int sleeper_main(void *arg)
+{
+	uint64_t all[2] = { ~0ULL, ~0ULL };
+	pid_t parent = (pid_t)(intptr_t)arg;
+
+	syscall(SYS_rt_sigprocmask, SIG_BLOCK, all, NULL, _NSIG / 8);
+	syscall(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+	/* The parent may have died before the prctl: then nobody kills us. */
+	if (syscall(SYS_getppid) != parent)
+		return 0;
+	for (;;)
+		syscall(SYS_ppoll, NULL, 0, NULL, NULL, 0);
+	return 0;
+}
+
 int bench_spawn_sleepers(pid_t *pids, long n, pid_t *ret_pgid)
 {
-	pid_t pgid = 0;
+	struct sleeper_set *set = NULL;
+	pid_t pgid = 0, me = getpid();
+	int r = 0;
+	long i;
 
-	for (long i = 0; i < n; i++) {
-		pid_t pid = fork();
+	for (size_t k = 0; k < MAX_SLEEPER_SETS && !set; k++)
+		if (!sleeper_sets[k].pids)
+			set = &sleeper_sets[k];
+	if (!set)
+		return -ENOSPC; /* a caller that never calls bench_sleepers_free() */
+	set->len = (size_t)n * SLEEPER_STACK;
+	set->stacks = mmap(NULL, set->len, PROT_READ | PROT_WRITE,
+			   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+	if (set->stacks == MAP_FAILED)
+		return -ENOMEM;
+	set->pids = pids;
+	/* Nothing we fork later (an agent, exitsnoop) needs them. */
+	madvise(set->stacks, set->len, MADV_DONTFORK);
+	for (i = 0; i < n; i++) {
+		char *top = set->stacks + (size_t)(i + 1) * SLEEPER_STACK;
+		pid_t pid = clone(sleeper_main, top, CLONE_VM | SIGCHLD, (void *)(intptr_t)me);
 
 		if (pid < 0) {
-			int r = -errno;
-
-			if (pgid)
-				kill(-pgid, SIGKILL);
-			bench_reap(pids, i);
-			return r;
+			r = -errno;
+			break;
 		}
-		if (pid == 0) {
-			prctl(PR_SET_PDEATHSIG, SIGKILL);
-			for (;;)
-				pause();
-		}
-		/* Both sides may race to set it; the parent's call settles it
-		 * before the pid is used. */
+		/* One process group, so that one kill() ends them all. */
 		if (setpgid(pid, pgid) < 0) {
-			int r = -errno;
-
+			r = -errno;
 			kill(pid, SIGKILL);
 			waitpid(pid, NULL, 0);
-			if (pgid)
-				kill(-pgid, SIGKILL);
-			bench_reap(pids, i);
-			return r;
+			break;
 		}
 		if (!pgid)
 			pgid = pid;
 		pids[i] = pid;
+	}
+	if (r < 0) {
+		if (pgid)
+			kill(-pgid, SIGKILL);
+		bench_reap(pids, i);
+		bench_sleepers_free(pids);
+		return r;
 	}
 	*ret_pgid = pgid;
 	return 0;
@@ -365,6 +418,18 @@ void bench_reap(const pid_t *pids, long n)
 	for (long i = 0; i < n; i++)
 		while (waitpid(pids[i], NULL, 0) < 0 && errno == EINTR)
 			;
+}
+
+void bench_sleepers_free(const pid_t *pids)
+{
+	/* Only once reaped: a sleeper's stack is in use until then. Apart
+	 * from bench_reap() so that unmapping is never inside a timing. */
+	for (size_t k = 0; k < MAX_SLEEPER_SETS; k++) {
+		if (sleeper_sets[k].pids == pids) {
+			munmap(sleeper_sets[k].stacks, sleeper_sets[k].len);
+			sleeper_sets[k] = (struct sleeper_set){ 0 };
+		}
+	}
 }
 
 /* ---- a private zenmond ------------------------------------------------------ */

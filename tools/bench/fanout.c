@@ -221,6 +221,7 @@ static int run_once(const struct params *p, long n, long n_procs, long n_subs, s
 	t1 = bench_now_ns();
 	cpu1 = bench_proc_cpu_ns(a.pid);
 	bench_reap(pids, n_procs);
+	bench_sleepers_free(pids);
 	pgid = 0;
 	if (r < 0) {
 		fprintf(stderr, "zm-bench fanout: collecting DOWNs: %s\n", strerror(-r));
@@ -253,6 +254,7 @@ out:
 	if (pgid) {
 		kill(-pgid, SIGKILL);
 		bench_reap(pids, n_procs);
+		bench_sleepers_free(pids);
 	}
 	for (long i = 0; i < n_subs; i++) {
 		zm_close(subs[i].c);

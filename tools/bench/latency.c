@@ -66,7 +66,8 @@
 
 #define LAT_STATUS 42               /* every target's exit status, checked */
 #define LAT_PRE_EXIT_US 100         /* go -> stamp: the observer is back asleep */
-#define LAT_NEWS_TIMEOUT_MS 2000    /* no news by then: the sample is lost */
+#define LAT_NEWS_TIMEOUT_MS 2000    /* no news this long after the exit: lost */
+#define LAT_MAX_EXTENSIONS 30       /* waits of that length for a target to exit */
 #define LAT_SYNC_MS 10000
 #define LAT_BATCH 50                /* targets alive at once, per observer turn */
 #define LAT_SAMPLES_QUICK 1000      /* per observer and condition */
@@ -394,17 +395,39 @@ static int lat_obs_idle(struct lat_state *s, struct lat_batch *b, uint64_t until
 	}
 }
 
-/* Wait for the news of target i. 0, -ETIMEDOUT, or -errno. */
+/* Whether target i has exited (a zombie now), without reaping it. */
+static bool lat_target_exited(const struct lat_batch *b, size_t i)
+{
+	siginfo_t si;
+
+	memset(&si, 0, sizeof(si));
+	if (waitid(P_PID, (id_t)b->pids[i], &si, WEXITED | WNOHANG | WNOWAIT) < 0)
+		return true;   /* no such child: nothing left to wait for */
+	return si.si_pid != 0;
+}
+
+/*
+ * Wait for the news of target i. 0, -ETIMEDOUT, or -errno. The news is
+ * lost only if it has not come LAT_NEWS_TIMEOUT_MS after we saw the target
+ * dead: on a loaded host the target itself may take that long to run.
+ */
 static int lat_obs_wait(struct lat_state *s, struct lat_batch *b, size_t i)
 {
 	uint64_t deadline = bench_now_ns() + LAT_NEWS_TIMEOUT_MS * 1000000ULL;
+	bool dead = false;
+	int extensions = 0;
 
 	while (!b->reports[i]) {
 		uint64_t now = bench_now_ns();
 		int r;
 
-		if (now >= deadline)
-			return -ETIMEDOUT;
+		if (now >= deadline) {
+			if (dead || ++extensions > LAT_MAX_EXTENSIONS)
+				return -ETIMEDOUT;
+			dead = lat_target_exited(b, i);
+			deadline = now + LAT_NEWS_TIMEOUT_MS * 1000000ULL;
+			continue;
+		}
 		r = lat_obs_poll(s, b, (int)((deadline - now) / 1000000ULL) + 1);
 		if (r < 0 && r != -EINTR)
 			return r;
@@ -483,8 +506,9 @@ static int lat_batch_run(struct lat_state *s, const struct lat_cond *cond, enum 
 			sm->lost[obs]++;
 			if (obs != LO_CNPROC) {
 				/* zenmon and pidfd must never lose an exit. */
-				fprintf(stderr, "zm-bench latency: %s: no news of target %d in %d ms\n",
-					lat_obs_name[obs], (int)b->pids[i], LAT_NEWS_TIMEOUT_MS);
+				fprintf(stderr, "zm-bench latency: %s: no news of target %d "
+					"%d ms after it exited\n", lat_obs_name[obs],
+					(int)b->pids[i], LAT_NEWS_TIMEOUT_MS);
 				s->failed = true;
 				r = -ETIMEDOUT;
 				goto out;
@@ -575,7 +599,8 @@ static void lat_row_pct(struct bench_table *t, const struct lat_cond *cond,
 	pf = row.v[BCOL_PIDFD];
 	cn = row.v[BCOL_CNPROC];
 	if (!isnan(z) && !isnan(pf) && !isnan(cn) && pf > 0 && cn > 0)
-		snprintf(row.note, sizeof(row.note), "%.2gx pidfd, %.2gx proc conn", z / pf, z / cn);
+		snprintf(row.note, sizeof(row.note), "%.2gx pidfd, %.2gx proc conn", z / pf,
+			 z / cn);
 	bench_table_add(t, &row);
 }
 
@@ -699,7 +724,8 @@ static void lat_plot(const struct bench_cfg *cfg)
 		fprintf(stderr, "zm-bench latency: gnuplot not found (Debian: apt-get install "
 			"gnuplot-nox); no plot, the data is in %s\n", cfg->out_dir);
 	else if (!WIFEXITED(ws) || WEXITSTATUS(ws) != 0)
-		fprintf(stderr, "zm-bench latency: gnuplot %s failed (wait status 0x%x)\n", path, ws);
+		fprintf(stderr, "zm-bench latency: gnuplot %s failed (wait status 0x%x)\n", path,
+			ws);
 	else
 		printf("latency: plot in %s/latency.png\n", cfg->out_dir);
 }
@@ -839,7 +865,8 @@ int bench_latency(const struct bench_cfg *cfg, struct bench_table *t)
 	for (size_t c = 0; c < LAT_N_CONDS && !s.failed; c++) {
 		r = lat_condition(&s, &lat_conds[c], t);
 		if (r < 0) {
-			fprintf(stderr, "zm-bench latency: %s: %s\n", lat_conds[c].key, strerror(-r));
+			fprintf(stderr, "zm-bench latency: %s: %s\n", lat_conds[c].key,
+				strerror(-r));
 			s.failed = true;
 			data = false;
 		}

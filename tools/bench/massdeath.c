@@ -69,6 +69,7 @@ static const char *const md_name[MD_N_OBS] = {
 /* One observer's run. */
 struct md_result {
 	double last_ms;        /* kill -> the last notification in hand; NAN: not measured */
+	double first_ms;       /* kill -> the first one */
 	double lost;           /* targets never reported; NAN for "none" */
 	uint64_t enobufs;      /* cn_proc: recv()s that failed with ENOBUFS */
 	double spawn_ms;       /* forking the N targets */
@@ -83,7 +84,7 @@ struct md_news {
 	uint8_t *seen;         /* [i]: reports about pids[i] */
 	long got, dups, bad;
 	long got_in_time;      /* got when md_collect() gave up waiting */
-	uint64_t last_ns;      /* CLOCK_MONOTONIC of the latest report */
+	uint64_t first_ns, last_ns; /* CLOCK_MONOTONIC of the first and latest report */
 	uint64_t last_death;   /* zenmon: the latest time_ns (CLOCK_REALTIME) of a death */
 };
 
@@ -100,6 +101,8 @@ static void md_note(struct md_news *s, uint64_t i, pid_t pid, bool killed, uint6
 		return;
 	}
 	s->got++;
+	if (!s->first_ns || seen_ns < s->first_ns)
+		s->first_ns = seen_ns;
 	if (seen_ns > s->last_ns)
 		s->last_ns = seen_ns;
 }
@@ -245,6 +248,14 @@ static int md_kill(pid_t pgid, uint64_t *ret_t0)
 	return kill(-pgid, SIGKILL) < 0 ? -errno : 0;
 }
 
+static void md_times(const struct md_news *s, uint64_t t0, struct md_result *res)
+{
+	if (!s->got)
+		return;
+	res->first_ms = (double)(s->first_ns - t0) / 1e6;
+	res->last_ms = (double)(s->last_ns - t0) / 1e6;
+}
+
 /* Say what the agent counted, for a run where DOWNs are missing. */
 static void md_print_status(struct zm_client *c, struct md_news *s)
 {
@@ -314,7 +325,7 @@ static int md_watch_zenmon(const struct bench_cfg *cfg, pid_t pgid, struct md_ne
 	if (r == 0)
 		r = md_collect(md_poll_zenmon, c, s);
 	res->agent_cpu_ms = (double)(bench_proc_cpu_ns(a.pid) - cpu0) / 1e6;
-	res->last_ms = s->got ? (double)(s->last_ns - t0) / 1e6 : BENCH_NA;
+	md_times(s, t0, res);
 	if (s->last_death > kill_real)
 		res->deaths_ms = (double)(s->last_death - kill_real) / 1e6;
 	if (r < 0)
@@ -346,7 +357,7 @@ static int md_watch_pidfd(pid_t pgid, struct md_news *s, struct md_result *res)
 	r = md_kill(pgid, &t0);
 	if (r == 0)
 		r = md_collect(md_poll_pidfd, w, s);
-	res->last_ms = s->got ? (double)(s->last_ns - t0) / 1e6 : BENCH_NA;
+	md_times(s, t0, res);
 out:
 	pidfd_watcher_free(w);
 	return r;
@@ -376,7 +387,7 @@ static int md_watch_cnproc(pid_t pgid, struct md_news *s, struct md_result *res)
 	r = md_kill(pgid, &t0);
 	if (r == 0)
 		r = md_collect(md_poll_cnproc, l, s);
-	res->last_ms = s->got ? (double)(s->last_ns - t0) / 1e6 : BENCH_NA;
+	md_times(s, t0, res);
 	res->enobufs = cnproc_listener_enobufs(l);
 out:
 	cnproc_listener_free(l);
@@ -395,8 +406,9 @@ static int md_run(const struct bench_cfg *cfg, enum md_obs obs, long n, struct m
 	uint64_t t0;
 	int r;
 
-	*res = (struct md_result){ .last_ms = BENCH_NA, .lost = BENCH_NA, .spawn_ms = BENCH_NA,
-				   .agent_cpu_ms = BENCH_NA, .deaths_ms = BENCH_NA };
+	*res = (struct md_result){ .last_ms = BENCH_NA, .first_ms = BENCH_NA, .lost = BENCH_NA,
+				   .spawn_ms = BENCH_NA, .agent_cpu_ms = BENCH_NA,
+				   .deaths_ms = BENCH_NA };
 	s.pids = pids;
 	s.seen = calloc((size_t)n, 1);
 	if (!pids || !s.seen) {
@@ -448,6 +460,7 @@ out:
 		kill(-pgid, SIGKILL);
 		bench_reap(pids, n);
 	}
+	bench_sleepers_free(pids);
 	free(s.seen);
 	free(pids);
 	return r;
@@ -501,7 +514,11 @@ static int md_write_gp(const char *out_dir)
 {
 	static const char script[] =
 		"# zm-bench massdeath: gnuplot massdeath.gp (in this directory)\n"
-		"set terminal pngcairo size 900,600\n"
+		"if (strstrt(GPVAL_TERMINALS, 'pngcairo') > 0) {\n"
+		"\tset terminal pngcairo size 900,600\n"
+		"} else {\n"
+		"\tset terminal png size 900,600\n"
+		"}\n"
 		"set output 'massdeath.png'\n"
 		"set title 'Mass death: kill -> the last notification in hand'\n"
 		"set xlabel 'processes killed at once'\n"
@@ -527,8 +544,8 @@ static int md_write_gp(const char *out_dir)
 	return 0;
 }
 
-/* Run gnuplot on script in dir (its paths are relative to dir). A missing
- * gnuplot is said on stderr and is no failure. 0 or -errno. */
+/* Run gnuplot on script in dir (its paths are relative to dir). 0, -ENOENT
+ * when gnuplot is not installed (said on stderr), or -errno. */
 static int md_gnuplot(const char *dir, const char *script)
 {
 	int ws;
@@ -555,7 +572,7 @@ static int md_gnuplot(const char *dir, const char *script)
 		if (errno != EINTR)
 			return -errno;
 	if (WIFEXITED(ws) && WEXITSTATUS(ws) == 127)
-		return 0;
+		return -ENOENT;
 	if (!WIFEXITED(ws) || WEXITSTATUS(ws) != 0) {
 		fprintf(stderr, "zm-bench: gnuplot %s/%s failed (wait status 0x%x)\n", dir, script,
 			ws);
@@ -595,6 +612,24 @@ static void md_add_rows(struct bench_table *t, long n, const struct md_summary *
 }
 
 /* ---- the module --------------------------------------------------------------------- */
+
+static void md_print_run(long n, int run, enum md_obs o, const struct md_result *res)
+{
+	fprintf(stderr, "massdeath: N=%ld run %d %-6s: spawn %.0f ms; from the kill: ", n,
+		run + 1, md_name[o], res->spawn_ms);
+	if (o == MD_NONE) {
+		fprintf(stderr, "last reaped %.1f ms\n", res->last_ms);
+		return;
+	}
+	fprintf(stderr, "first news %.1f ms, last %.1f ms, lost %.0f", res->first_ms,
+		res->last_ms, res->lost);
+	if (o == MD_ZENMON)
+		fprintf(stderr, "; last death %.1f ms, agent CPU %.1f ms", res->deaths_ms,
+			res->agent_cpu_ms);
+	if (o == MD_CNPROC)
+		fprintf(stderr, ", %llu ENOBUFS", (unsigned long long)res->enobufs);
+	fputc('\n', stderr);
+}
 
 static int md_runs_for(const struct bench_cfg *cfg, long n)
 {
@@ -637,7 +672,9 @@ int bench_massdeath(const struct bench_cfg *cfg, struct bench_table *t)
 		long n = md_sizes[si];
 		int runs = md_runs_for(cfg, n);
 		double last[MD_N_OBS][99], lost[MD_N_OBS][99], spawn[99 * MD_N_OBS], cpu[99];
+		double deaths[99];
 		size_t n_last[MD_N_OBS] = { 0 }, n_lost[MD_N_OBS] = { 0 }, n_spawn = 0, n_cpu = 0;
+		size_t n_deaths = 0;
 		struct md_summary *s = &sum[si];
 
 		memset(s, 0, sizeof(*s));
@@ -658,7 +695,9 @@ int bench_massdeath(const struct bench_cfg *cfg, struct bench_table *t)
 						md_name[o], n, run + 1, strerror(-r));
 					if (o == MD_ZENMON)
 						failed = true;
-					continue;
+					/* A failed check still has figures to show. */
+					if (r != -EPROTO)
+						continue;
 				}
 				if (!isnan(res.last_ms))
 					last[o][n_last[o]++] = res.last_ms;
@@ -671,37 +710,35 @@ int bench_massdeath(const struct bench_cfg *cfg, struct bench_table *t)
 					s->enobufs_max = (double)res.enobufs;
 				if (!isnan(res.agent_cpu_ms))
 					cpu[n_cpu++] = res.agent_cpu_ms;
+				if (!isnan(res.deaths_ms))
+					deaths[n_deaths++] = res.deaths_ms;
 				if (cfg->verbose)
-					fprintf(stderr, "massdeath: N=%ld run %d %-6s: spawn %.0f ms, "
-						"kill -> last news %.2f ms, lost %.0f\n", n, run + 1,
-						md_name[o], res.spawn_ms, res.last_ms, res.lost);
-				if (cfg->verbose && o == MD_ZENMON)
-					fprintf(stderr, "massdeath: N=%ld run %d zenmon: last death "
-						"%.2f ms after the kill; agent CPU %.1f ms\n", n,
-						run + 1, res.deaths_ms, res.agent_cpu_ms);
-				if (cfg->verbose && o == MD_CNPROC)
-					fprintf(stderr, "massdeath: N=%ld run %d cnproc: %llu ENOBUFS\n",
-						n, run + 1, (unsigned long long)res.enobufs);
+					md_print_run(n, run, o, &res);
 			}
 		}
 		for (int o = 0; o < MD_N_OBS; o++) {
 			s->last_ms[o] = bench_median(last[o], n_last[o]);
 			s->lost[o] = bench_median(lost[o], n_lost[o]);
 		}
-		printf("massdeath: N=%ld: spawning took %.0f ms (median, %.0f procs/s); zenmond "
-		       "used %.1f ms CPU from kill to last DOWN (median)\n", n,
+		/* What the time goes to: the kernel's own flood of exits, or
+		 * the news after it. */
+		printf("massdeath: N=%ld (medians): spawning %.0f ms (%.0f procs/s); kill -> last "
+		       "death %.1f ms (DOWN time_ns); zenmond CPU kill -> last DOWN %.1f ms\n", n,
 		       bench_median(spawn, n_spawn), n / (bench_median(spawn, n_spawn) / 1e3),
-		       bench_median(cpu, n_cpu));
+		       bench_median(deaths, n_deaths), bench_median(cpu, n_cpu));
 		md_add_rows(t, n, s);
 	}
 
 	r = md_write_dat(cfg->out_dir, md_sizes, sum, n_sizes);
 	if (r == 0)
 		r = md_write_gp(cfg->out_dir);
-	if (r == 0)
-		r = md_gnuplot(cfg->out_dir, "massdeath.gp");
 	if (r < 0)
-		fprintf(stderr, "zm-bench massdeath: no data file or plot in %s: %s\n", cfg->out_dir,
+		fprintf(stderr, "zm-bench massdeath: cannot write into %s: %s\n", cfg->out_dir,
 			strerror(-r));
+	else if (md_gnuplot(cfg->out_dir, "massdeath.gp") == 0)
+		printf("massdeath: data in %s/massdeath.dat, plot in %s/massdeath.png\n",
+		       cfg->out_dir, cfg->out_dir);
+	else
+		printf("massdeath: data in %s/massdeath.dat (no plot)\n", cfg->out_dir);
 	return failed ? -1 : 0;
 }

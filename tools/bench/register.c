@@ -126,6 +126,7 @@ static int zenmon_run(const struct bench_cfg *cfg, const pid_t *pids, long n_tar
 		      long n, struct reg_result *res)
 {
 	struct bench_agent a;
+	struct reg_job job;
 	uint64_t rss0, map0, t0;
 	double r;
 	int ret;
@@ -137,25 +138,16 @@ static int zenmon_run(const struct bench_cfg *cfg, const pid_t *pids, long n_tar
 	/* Memory first, on the fresh agent: later runs reuse what freed
 	 * monitors left in the allocator. The connection stays open while
 	 * the RSS is read. */
-	{
-		struct zm_connect_options o = { .socket_path = a.sock, .name = "bench-register" };
-		struct zm_client *c;
-		uint64_t ref;
+	job = (struct reg_job){ .sock = a.sock, .pids = pids, .n_pids = n_pids, .n = n };
+	rss0 = bench_proc_status_bytes(a.pid, "VmRSS:");
+	reg_job_run(&job);
+	res->agent_b_per_mon = ((double)bench_proc_status_bytes(a.pid, "VmRSS:") - (double)rss0) /
+			       (double)n;
+	zm_close(job.c);
+	ret = job.r;
+	if (ret < 0)
+		goto fail_ret;
 
-		ret = zm_connect_opts(&o, &c);
-		if (ret < 0)
-			goto fail_ret;
-		rss0 = bench_proc_status_bytes(a.pid, "VmRSS:");
-		for (long i = 0; i < n && ret >= 0; i++)
-			ret = zm_monitor_pid(c, pids[i % n_pids], &ref);
-		if (ret >= 0)
-			ret = zm_sync(c, SYNC_MS, NULL, NULL);
-		res->agent_b_per_mon = ((double)bench_proc_status_bytes(a.pid, "VmRSS:") -
-					(double)rss0) / (double)n;
-		zm_close(c);
-		if (ret < 0)
-			goto fail_ret;
-	}
 	/* Many monitors on a few processes: registration proper. */
 	r = register_over(a.sock, pids, n_pids, n, 1);
 	if (r < 0)
@@ -167,28 +159,16 @@ static int zenmon_run(const struct bench_cfg *cfg, const pid_t *pids, long n_tar
 	res->mon_per_s_10 = r;
 
 	/* One monitor per process: every one arms a kernel watch. */
-	{
-		struct zm_connect_options o = { .socket_path = a.sock, .name = "bench-register" };
-		struct zm_client *c;
-		uint64_t ref;
-
-		ret = zm_connect_opts(&o, &c);
-		if (ret < 0)
-			goto fail_ret;
-		map0 = procs_map_bytes(&a);
-		t0 = bench_now_ns();
-		for (long i = 0; i < n_targets && ret >= 0; i++)
-			ret = zm_monitor_pid(c, pids[i], &ref);
-		if (ret >= 0)
-			ret = zm_sync(c, SYNC_MS, NULL, NULL);
-		res->targets_per_s = n_targets / ((bench_now_ns() - t0) / 1e9);
-		res->kernel_b_per_target = ((double)procs_map_bytes(&a) - (double)map0) / n_targets;
-		if (ret >= 0 && zm_active_monitors(c) != (size_t)n_targets)
-			ret = -EPROTO;
-		zm_close(c);
-		if (ret < 0)
-			goto fail_ret;
-	}
+	job = (struct reg_job){ .sock = a.sock, .pids = pids, .n_pids = n_targets, .n = n_targets };
+	map0 = procs_map_bytes(&a);
+	t0 = bench_now_ns();
+	reg_job_run(&job);
+	res->targets_per_s = n_targets / ((bench_now_ns() - t0) / 1e9);
+	res->kernel_b_per_target = ((double)procs_map_bytes(&a) - (double)map0) / n_targets;
+	zm_close(job.c);
+	ret = job.r;
+	if (ret < 0)
+		goto fail_ret;
 	bench_agent_stop(&a);
 	return 0;
 fail:
@@ -331,6 +311,7 @@ int bench_register(const struct bench_cfg *cfg, struct bench_table *t)
 
 	kill(-pgid, SIGKILL);
 	bench_reap(pids, n_targets);
+	bench_sleepers_free(pids);
 	free(pids);
 	return r;
 }

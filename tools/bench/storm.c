@@ -55,10 +55,10 @@
  * before) of the observer's exit program over one storm: zenmon's
  * zm_process_exit (tp_btf/sched_process_exit) and exitsnoop's
  * sched_process_exit (tracepoint). Exits elsewhere on the host during the
- * storm are counted too; they are few against the storm's. Its share of one
- * storm exit (the note) is what a filter miss costs the host, free of the
- * run-to-run noise of the throughput rows, which on a small VM is larger
- * than the cost itself.
+ * storm are counted too; they are few against the storm's. Its share of
+ * the CPU time of one storm exit (the note) is what a filter miss costs the
+ * host, free of the run-to-run noise of the throughput rows, which on a
+ * small VM is larger than the cost itself.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -89,7 +89,7 @@
 #define STORM_CALIB_THREADS 2000L
 #define STORM_WORKER_WAIT_MS 120000   /* one storm, at worst */
 #define STORM_ZM_WAIT_MS 30000        /* a SYNC, the last DOWNs */
-#define STORM_SNOOP_WAIT_MS 15000     /* exitsnoop loading / stopping */
+#define STORM_SNOOP_WAIT_MS 60000     /* exitsnoop loading (1-2 s when idle) / stopping */
 #define STORM_MAX_RUNS 99
 
 /* The program names bench_prog_stats() matches (the kernel keeps 15
@@ -110,6 +110,15 @@ enum storm_slot {
 	S_N
 };
 
+/* For the progress lines (--verbose). */
+static const char *const storm_slot_name[S_N] = {
+	[S_PROC_NONE] = "processes, none", [S_PROC_IDLE] = "processes, zenmond idle",
+	[S_PROC_100K] = "processes, 100k watched", [S_PROC_SNOOP] = "processes, exitsnoop",
+	[S_THR_NONE] = "threads, none", [S_THR_IDLE] = "threads, zenmond idle",
+	[S_THR_100K] = "threads, 100k watched", [S_THR_SNOOP] = "threads, exitsnoop",
+	[S_BATCH_NONE] = "batched, none", [S_BATCH_MON] = "batched, each monitored",
+};
+
 struct storm_ctx {
 	const struct bench_cfg *cfg;
 	long n_proc, n_thr, n_batch;  /* storm sizes, the same for every observer */
@@ -118,8 +127,6 @@ struct storm_ctx {
 	pid_t *sleepers;
 	long n_sleepers;
 	pid_t sleepers_pgid;
-	char *stacks;                 /* the sleepers' stacks */
-	size_t stacks_len;
 	bool have_snoop;              /* false once exitsnoop could not start */
 	double v[S_N][STORM_MAX_RUNS];
 	double cpu[S_N][STORM_MAX_RUNS];  /* rates per CPU second, storm + observer */
@@ -451,6 +458,9 @@ static int storm_ask(struct storm_ctx *x, int job, enum storm_kind kind, long n,
 	x->v[slot][run] = rep.rate;
 	if (rep.cpu_ns + (obs1 - obs0))
 		x->cpu[slot][run] = (double)n / ((double)(rep.cpu_ns + (obs1 - obs0)) / 1e9);
+	if (x->cfg->verbose)
+		fprintf(stderr, "zm-bench storm:   %-24s %8.0f/s wall, %8.0f/s per CPU s (n %ld)\n",
+			storm_slot_name[slot], x->v[slot][run], x->cpu[slot][run], n);
 	return 0;
 }
 
@@ -548,9 +558,9 @@ static int storm_snoop_start(const char *log, pid_t *ret_pid)
 			return -ENOENT;
 		}
 		if (bench_now_ns() > deadline) {
-			fprintf(stderr, "zm-bench storm: exitsnoop's program did not show up within "
-				"%d s (bpftool prog list shows what is loaded)\n",
-				STORM_SNOOP_WAIT_MS / 1000);
+			fprintf(stderr, "zm-bench storm: exitsnoop's program did not run within %d s; "
+				"left out. Is the machine overloaded? (bpftool prog list shows what "
+				"is loaded)\n", STORM_SNOOP_WAIT_MS / 1000);
 			kill(pid, SIGKILL);
 			waitpid(pid, NULL, 0);
 			return -ETIMEDOUT;
@@ -781,60 +791,21 @@ static int storm_calibrate(struct storm_ctx *x)
 	return 0;
 }
 
-/*
- * The sleepers are clone(CLONE_VM) children, not fork()ed ones: each is a
- * process of its own (its own tgid, so a monitor target like any other) that
- * shares this process's memory and sleeps on a small stack of its own.
- *
- * fork() would do, but not here: 100,000 children forked from one parent all
- * map that parent's anonymous pages, and every rmap walk over such a page
- * (reclaim, or kdamond's sampling on a host that runs DAMON, as this VM
- * does) visits each of them, holding the anon_vma lock that every further
- * fork needs. Measured on the 2 vCPU VM: forked sleepers came at ~700/s for
- * the first 5,000 and slower with each one (33,000 in 11 minutes, kdamond
- * at 94% of a CPU); clone(CLONE_VM) sleepers at ~10,000/s throughout, and
- * they leave no page tables or shared pages behind to weigh on the storms.
- *
- * A sleeper runs on STORM_SLEEPER_STACK bytes, so it makes raw system calls
- * only, with every signal blocked (no handler inherited from us can run on
- * that stack; SIGKILL still ends it). It shares our TLS, so it must not
- * touch errno either: the calls it makes do not fail.
- */
-#define STORM_SLEEPER_STACK 4096
-
-static int storm_sleeper(void *arg)
-{
-	uint64_t all[2] = { ~0ULL, ~0ULL };
-	pid_t parent = (pid_t)(intptr_t)arg;
-
-	syscall(SYS_rt_sigprocmask, SIG_BLOCK, all, NULL, _NSIG / 8);
-	syscall(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-	/* The parent may have died before the prctl: then nobody kills us. */
-	if (syscall(SYS_getppid) != parent)
-		return 0;
-	for (;;)
-		syscall(SYS_ppoll, NULL, 0, NULL, NULL, 0);
-	return 0;
-}
-
+/* The 100,000 watched targets: light sleepers (bench_spawn_sleepers()). */
 static void storm_reap_sleepers(struct storm_ctx *x)
 {
 	if (x->n_sleepers)
 		kill(-x->sleepers_pgid, SIGKILL);
 	bench_reap(x->sleepers, x->n_sleepers);
-	/* Only now: a sleeper's stack is in use until it is reaped. */
-	if (x->stacks)
-		munmap(x->stacks, x->stacks_len);
+	bench_sleepers_free(x->sleepers);
 	free(x->sleepers);
 	x->sleepers = NULL;
-	x->stacks = NULL;
 	x->n_sleepers = 0;
 }
 
 static int storm_spawn_sleepers(struct storm_ctx *x, long n)
 {
 	uint64_t t0 = bench_now_ns();
-	pid_t me = getpid();
 	int r;
 
 	r = bench_make_room_for_procs(n);
@@ -844,44 +815,17 @@ static int storm_spawn_sleepers(struct storm_ctx *x, long n)
 		return r;
 	}
 	x->sleepers = calloc((size_t)n, sizeof(*x->sleepers));
-	x->stacks_len = (size_t)n * STORM_SLEEPER_STACK;
-	x->stacks = mmap(NULL, x->stacks_len, PROT_READ | PROT_WRITE,
-			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
-	if (x->stacks == MAP_FAILED)
-		x->stacks = NULL;
-	if (!x->sleepers || !x->stacks) {
-		fprintf(stderr, "zm-bench storm: out of memory for %ld sleepers\n", n);
-		storm_reap_sleepers(x);
+	if (!x->sleepers)
 		return -ENOMEM;
+	r = bench_spawn_sleepers(x->sleepers, n, &x->sleepers_pgid);
+	if (r < 0) {
+		fprintf(stderr, "zm-bench storm: cannot spawn %ld sleepers: %s (out of memory or "
+			"pids? see kernel.pid_max, kernel.threads-max)\n", n, strerror(-r));
+		free(x->sleepers);
+		x->sleepers = NULL;
+		return r;
 	}
-	/* Nothing we fork later (the agent, exitsnoop) needs them. */
-	madvise(x->stacks, x->stacks_len, MADV_DONTFORK);
-	for (long i = 0; i < n; i++) {
-		char *top = x->stacks + (size_t)(i + 1) * STORM_SLEEPER_STACK;
-		pid_t pid = clone(storm_sleeper, top, CLONE_VM | SIGCHLD, (void *)(intptr_t)me);
-
-		if (pid < 0) {
-			r = -errno;
-			fprintf(stderr, "zm-bench storm: cannot spawn sleeper %ld of %ld: %s (out of "
-				"memory or pids? see kernel.pid_max, kernel.threads-max)\n", i, n,
-				strerror(-r));
-			storm_reap_sleepers(x);
-			return r;
-		}
-		x->sleepers[i] = pid;
-		x->n_sleepers = i + 1;
-		/* One process group, so that one kill() ends them all; the
-		 * first sleeper leads it. */
-		if (setpgid(pid, i ? x->sleepers_pgid : 0) < 0) {
-			r = -errno;
-			fprintf(stderr, "zm-bench storm: setpgid of a sleeper: %s\n", strerror(-r));
-			kill(pid, SIGKILL);
-			storm_reap_sleepers(x);
-			return r;
-		}
-		if (!i)
-			x->sleepers_pgid = pid;
-	}
+	x->n_sleepers = n;
 	if (x->cfg->verbose)
 		fprintf(stderr, "zm-bench storm: %ld sleepers spawned in %.1f s\n", n,
 			(bench_now_ns() - t0) / 1e9);
@@ -944,8 +888,9 @@ static void storm_rate_row(struct storm_ctx *x, struct bench_table *t, const cha
 
 static void storm_rows(struct storm_ctx *x, struct bench_table *t)
 {
-	double pn = storm_median(x->v[S_PROC_NONE], x->runs);
-	double tn = storm_median(x->v[S_THR_NONE], x->runs);
+	/* Per CPU second: a BPF program's time is CPU time of the exit. */
+	double pn = storm_median(x->cpu[S_PROC_NONE], x->runs);
+	double tn = storm_median(x->cpu[S_THR_NONE], x->runs);
 	struct bench_row row = { .section = "cost" };
 	char measure[72];
 
@@ -978,9 +923,10 @@ static void storm_rows(struct storm_ctx *x, struct bench_table *t)
 		 x->n_sleepers / 1000);
 	row.v[BCOL_ZENMON] = storm_median(x->v[S_NS_PROC_100K], x->runs);
 	row.v[BCOL_EXITSNOOP] = storm_median(x->v[S_NS_PROC_SNOOP], x->runs);
-	/* What a miss weighs against a whole fork+exit: the overhead the
-	 * throughput rows would show without the machine's noise. */
-	snprintf(row.note, sizeof(row.note), "%.3f%% of a fork+exit; idle: %.0f ns",
+	/* What a miss weighs against the CPU time of a whole fork+exit: the
+	 * overhead the throughput rows would show without the machine's
+	 * noise. */
+	snprintf(row.note, sizeof(row.note), "%.3f%% of a fork+exit's CPU; idle %.0f ns",
 		 row.v[BCOL_ZENMON] * pn / 1e7, storm_median(x->v[S_NS_PROC_IDLE], x->runs));
 	bench_table_add(t, &row);
 
@@ -994,7 +940,7 @@ static void storm_rows(struct storm_ctx *x, struct bench_table *t)
 		 x->n_sleepers / 1000);
 	row.v[BCOL_ZENMON] = storm_median(x->v[S_NS_THR_100K], x->runs);
 	row.v[BCOL_EXITSNOOP] = storm_median(x->v[S_NS_THR_SNOOP], x->runs);
-	snprintf(row.note, sizeof(row.note), "%.3f%% of a create+exit (no lookup)",
+	snprintf(row.note, sizeof(row.note), "%.3f%% of a create+exit's CPU (no lookup)",
 		 row.v[BCOL_ZENMON] * tn / 1e7);
 	bench_table_add(t, &row);
 }
