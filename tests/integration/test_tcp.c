@@ -392,6 +392,28 @@ static void veth_pair(int family, int *ret_cli, int *ret_srv)
 }
 
 /*
+ * Poll cli's TCP state until the kernel closes it or wait_ms pass; true if
+ * it closed. *ti holds the last state read, for the failure message.
+ */
+static bool wait_kernel_closed(int cli, int wait_ms, struct tcp_info *ti)
+{
+	int64_t deadline = zmh_mono_ms() + wait_ms;
+
+	for (;;) {
+		socklen_t len = sizeof(*ti);
+
+		memset(ti, 0, sizeof(*ti));
+		if (getsockopt(cli, IPPROTO_TCP, TCP_INFO, ti, &len) < 0)
+			fail_msg("getsockopt(TCP_INFO): %s", strerror(errno));
+		if (ti->tcpi_state == TCP_CLOSE)
+			return true;
+		if (zmh_mono_ms() >= deadline)
+			return false;
+		poll(NULL, 0, 20);
+	}
+}
+
+/*
  * The link is cut (the namespace's veth end down) while we have data to
  * send and TCP_USER_TIMEOUT 1000 ms: the kernel gives up, timeout/ETIMEDOUT.
  */
@@ -400,9 +422,11 @@ static void test_timeout_link_cut(void **state)
 	struct conn c;
 	const struct zm_down *d;
 	unsigned int uto = 1000;
+	struct tcp_info ti;
 	char data[4096];
 	int cli, srv, err = 0;
 	socklen_t elen = sizeof(err);
+	bool timed_out;
 
 	require_ns();
 	open_client(&c, state, "it-tcp-timeout");
@@ -413,9 +437,21 @@ static void test_timeout_link_cut(void **state)
 	assert_int_equal(zmh_netns_link(&g_ns, false), 0);
 	memset(data, 'x', sizeof(data));
 	assert_int_equal(write(cli, data, sizeof(data)), (ssize_t)sizeof(data));
-	d = wait_one_down(&c, 1, TIMEOUT_WAIT_MS);
-	/* Restore the link for the tests after this one before asserting. */
+	/*
+	 * First the kernel's verdict, then ours: a connection the kernel never
+	 * timed out is not a DOWN zenmon missed, and the two failures need
+	 * different readers. The link comes back up before anything is
+	 * asserted, or every later test over the veth pair fails too.
+	 */
+	timed_out = wait_kernel_closed(cli, TIMEOUT_WAIT_MS, &ti);
 	assert_int_equal(zmh_netns_link(&g_ns, true), 0);
+	if (!timed_out)
+		fail_msg("the kernel did not time the connection out within %d ms of the "
+			 "link cut (tcpi_state %u, retransmits %u, probes %u, backoff %u, "
+			 "unacked %u): the test's premise failed, not zenmon",
+			 TIMEOUT_WAIT_MS, ti.tcpi_state, ti.tcpi_retransmits, ti.tcpi_probes,
+			 ti.tcpi_backoff, ti.tcpi_unacked);
+	d = wait_one_down(&c, 1, ZMH_TIMEOUT_MS);
 	assert_closed(d, ZM_TCP_TIMEOUT, ETIMEDOUT);
 	/* The kernel agrees. */
 	assert_int_equal(getsockopt(cli, SOL_SOCKET, SO_ERROR, &err, &elen), 0);
