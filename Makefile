@@ -4,8 +4,11 @@
 #
 #   make                 build everything into build/
 #   make run ARGS=...    install deps, build, run zenmond in the foreground
-#   make test            install deps, build, run every test
-#   make SAN=1 test      the same under AddressSanitizer + UBSan (build-san/)
+#   make test            install deps, build, run every test (and the fuzzers,
+#                        FUZZ_SECONDS each: tests/fuzz/Makefile.inc)
+#   make SAN=1 test      the same under AddressSanitizer + UBSan (build-san/),
+#                        less the fuzzers (they always run under both)
+#   make fuzz            build the fuzzers (build-fuzz/, clang) and run them
 #   make bench [FULL=1]  the benchmarks (tools/bench, needs root)
 #   make install         install into $(DESTDIR)$(PREFIX) (and the unit and the
 #                        example config; see the variables below)
@@ -82,8 +85,8 @@ run: deps
 	exec $(BUILD)/zenmond $(ARGS)
 
 test: deps
-	@$(MAKE) --no-print-directory all
-	@tests/run-tests.sh $(BUILD)
+	@$(MAKE) --no-print-directory all $(FUZZ_TEST_BUILD)
+	@$(FUZZ_TEST_ENV) tests/run-tests.sh $(BUILD)
 
 test-unit: $(UNIT_BIN)
 	@tests/run-tests.sh --unit $(BUILD)
@@ -207,5 +210,6 @@ clean:
 	rm -rf build build-san
 
 include tools/bench/Makefile.inc
+include tests/fuzz/Makefile.inc
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

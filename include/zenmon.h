@@ -32,14 +32,32 @@
  * zm_targets() return -EBUSY there;
  * zm_close() must not be called from a callback.
  *
- * When the connection is lost (the agent closed it, or a send failed with
- * -EPIPE/-ENOTCONN), requests fail with -ENOTCONN at once, but the receiving
- * calls (dispatch, wait, sync, status, stats, targets) first hand over what the agent sent
- * before it went: DOWNs, and the ERROR saying why it hung up, if it sent one
- * (see zm_set_error_handler()). Then they return -ENOTCONN, and from then on
- * every call does; -EPROTO (a malformed frame) ends it at once. No more DOWNs
- * come. The agent has dropped (or will drop) every monitor of the
- * connection; connect again and re-monitor.
+ * Restarts. When the connection is lost (the agent stopped, restarted, was
+ * killed, or disconnected this client), the library first hands over what
+ * the agent sent before it went (DOWNs, and the ERROR saying why it hung
+ * up, if it sent one), then reconnects by itself, with backoff (10 ms
+ * doubling to 1 s, jittered), and brings every active monitor back under
+ * the same reference, naming its target exactly (the pid and start time the
+ * agent resolved, or the socket cookie). A target that died meanwhile yields
+ * its DOWN: with the real reason where the kernel recorded it (the agent's
+ * BPF programs keep watching while no agent runs), noproc or noconnection
+ * otherwise. Exactly one DOWN per monitor still holds across any number of
+ * restarts. Meanwhile every call works: monitors and demonitors are kept
+ * and sent once reconnected, zm_sync() waits for the new agent, the
+ * dispatches return 0. zm_fd() keeps its number, but the file behind it is
+ * a timer while reconnecting and a new socket after: poll(2) users need do
+ * nothing, epoll(7) users re-add it from a zm_set_conn_handler() callback.
+ * A monitor named by pidfd or socket fd keeps a duplicate of that fd in the
+ * library until the agent has said which target it is (a MONITORED record,
+ * read by the next dispatch).
+ *
+ * With ZM_CONNECT_NO_RECONNECT, or when the agent refused the HELLO of a
+ * reconnection (another protocol version), a lost connection is final:
+ * requests fail with -ENOTCONN at once, but the receiving calls (dispatch,
+ * wait, sync, status, stats, targets) first hand over what the agent sent
+ * before it went. Then they return -ENOTCONN, and from then on every call
+ * does; -EPROTO (a malformed frame) ends it at once, reconnecting or not.
+ * No more DOWNs come; connect again and re-monitor.
  */
 #ifndef ZENMON_H
 #define ZENMON_H
@@ -158,7 +176,12 @@ struct zm_connect_options {
 	uint32_t max_batch;       /* DOWNs per frame; 0 = agent default */
 	uint32_t batch_window_us; /* how long a DOWN may wait for company; 0 = agent default */
 	int timeout_ms;           /* for the HELLO exchange; <= 0: 5000 */
+	unsigned int flags;       /* ZM_CONNECT_* */
 };
+
+/* Do not reconnect when the connection is lost (see the top of this file).
+ * The agent then sends no MONITORED records either. */
+#define ZM_CONNECT_NO_RECONNECT 0x1U
 
 /*
  * Connect to the agent and exchange HELLO/WELCOME (blocking, up to the
@@ -168,7 +191,8 @@ struct zm_connect_options {
  * Errors: -ENOENT/-ECONNREFUSED (no agent at the path), -EACCES,
  * -ETIMEDOUT, -EPROTO (not a zenmon agent, or a WELCOME version we do not
  * speak), the agent's own refusal as -errno (-EPROTONOSUPPORT: it does not
- * speak our protocol version), -ECONNRESET (the agent closed without an
+ * speak our protocol version; -ENOSPC: the caller's uid has as many
+ * connections as the agent allows it), -ECONNRESET (the agent closed without an
  * answer), -EINVAL (name longer than 64 bytes, empty path, ret_client NULL),
  * -ENAMETOOLONG (path too long for a Unix socket), -ENOMEM.
  */
@@ -367,6 +391,28 @@ ZM_EXPORT int zm_stats(struct zm_client *c, int timeout_ms, char **ret_text,
  */
 ZM_EXPORT int zm_targets(struct zm_client *c, int timeout_ms, uint32_t limit, char **ret_text,
 			 zm_down_fn on_down, void *userdata);
+
+/* What a zm_conn_fn is told. */
+enum zm_conn_event {
+	ZM_CONN_LOST = 1,     /* the connection was lost (error: why, -errno);
+				 reconnecting; zm_fd() is now a timer */
+	ZM_CONN_RESTORED = 2, /* reconnected: zm_fd() is the new socket (re-add it
+				 to an epoll set); error is the number of monitors
+				 brought back */
+};
+
+typedef void (*zm_conn_fn)(struct zm_client *c, enum zm_conn_event event, int error,
+			   void *userdata);
+
+/*
+ * Be told when the library loses the connection and when it has reconnected
+ * (NULL: not told). Called from the dispatch, wait and sync calls, with the
+ * same rules as the other callbacks.
+ */
+ZM_EXPORT void zm_set_conn_handler(struct zm_client *c, zm_conn_fn on_conn, void *userdata);
+
+/* Is the library reconnecting now (the connection lost, not yet back)? */
+ZM_EXPORT bool zm_reconnecting(const struct zm_client *c);
 
 /* Number of monitors this client holds: requested and not yet DOWN,
  * demonitored or refused by the agent. */

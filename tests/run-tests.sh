@@ -2,6 +2,8 @@
 # Run zenmon's tests: every unit test binary, then every integration test
 # binary (these start a real zenmond and need root and BPF). Prints each
 # binary's cmocka output and ends with one line: "N passed, N failed".
+# With $ZM_FUZZ_BUILD set (make test sets it), the fuzzers in it run after
+# the unit tests, $FUZZ_SECONDS each, one test apiece (tests/fuzz/run-fuzz.sh).
 #
 #   tests/run-tests.sh [--unit|--integration] [BUILD_DIR]
 #
@@ -19,11 +21,26 @@ export ZM_BUILD=$build
 passed=0 failed=0 skipped=0
 failed_bins=()
 
+# Pins survive an agent's exit by design (its programs stay attached), so a
+# test agent killed with its test (a timeout, a crash) leaves a pin dir whose
+# programs would run on every exit from then on. The dir names carry the
+# pid of the test that made them: sweep those whose test is gone.
+for dir in /sys/fs/bpf/zm-it-*; do
+	[ -d "$dir" ] || continue
+	pid=${dir##*/zm-it-}
+	pid=${pid%%-*}
+	case "$pid" in ''|*[!0-9]*) continue ;; esac
+	if ! kill -0 "$pid" 2>/dev/null; then
+		echo "run-tests: removing $dir, left by test process $pid (gone)"
+		rm -rf "$dir"
+	fi
+done
+
 run_one() {
-	local bin=$1 out rc p f s
+	local bin="$*" out rc p f s
 	out=$(mktemp)
 	echo "== $bin"
-	timeout --kill-after=10 600 "$bin" 2>&1 | tee "$out"
+	timeout --kill-after=10 600 "$@" 2>&1 | tee "$out"
 	rc=${PIPESTATUS[0]}
 	p=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' "$out" | tail -n 1)
 	f=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' "$out" | tail -n 1)
@@ -43,6 +60,9 @@ run_one() {
 if [ "$which" != integration ]; then
 	for t in "$build"/tests/test_*; do
 		[ -x "$t" ] && run_one "$t"
+	done
+	for t in ${ZM_FUZZ_BUILD:+"$ZM_FUZZ_BUILD"/fuzz_*}; do
+		[ -x "$t" ] && run_one tests/fuzz/run-fuzz.sh "$t"
 	done
 fi
 

@@ -7,10 +7,11 @@
 #   tools/install-deps.sh --bench  and what `make bench` measures against
 set -euo pipefail
 
-# package            what proves it is installed
+# package            what proves it is installed (a glob: one match is enough)
 deps=(
 	"clang           /usr/bin/clang"
 	"llvm            /usr/bin/llvm-strip"
+	"libclang-rt-14-dev /usr/lib/llvm-14/lib/clang/*/lib/linux/libclang_rt.fuzzer-*.a"
 	"libbpf-dev      /usr/include/bpf/libbpf.h"
 	"bpftool         /usr/sbin/bpftool"
 	"libelf-dev      /usr/include/libelf.h"
@@ -23,6 +24,8 @@ deps=(
 	"make            /usr/bin/make"
 	"iproute2        /usr/sbin/ip"
 	"procps          /usr/bin/pgrep"
+	"man-db          /usr/bin/man"      # renders docs/man in tests/integration/test_manpages.c
+	"groff-base      /usr/bin/groff"
 )
 
 # The benchmarks' baselines and plots (make bench).
@@ -40,7 +43,7 @@ esac
 missing=()
 for d in "${deps[@]}"; do
 	read -r pkg path <<<"$d"
-	[ -e "$path" ] || missing+=("$pkg")
+	compgen -G "$path" >/dev/null || missing+=("$pkg")
 done
 
 if [ ${#missing[@]} -eq 0 ]; then

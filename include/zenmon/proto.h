@@ -54,6 +54,7 @@ enum zm_rec_type {
 	ZM_REC_STATUS_REPLY = 0x23,
 	ZM_REC_STATS_REPLY = 0x24,
 	ZM_REC_TARGETS_REPLY = 0x25,
+	ZM_REC_MONITORED = 0x26,   /* only to a client whose HELLO set ZM_HELLO_RESUMABLE */
 };
 
 /* Fixed body sizes (bytes after the 4-byte record header). */
@@ -73,11 +74,19 @@ enum zm_rec_type {
 #define ZM_STATS_LEN 8U
 #define ZM_TARGETS_LEN 16U
 #define ZM_TEXT_REPLY_LEN 16U      /* STATS_REPLY, TARGETS_REPLY: before the text */
+#define ZM_MONITORED_LEN 24U
+
+/*
+ * HELLO flag: the client brings its monitors back after the agent restarts
+ * (by identity, with ZM_MON_RESUME), so it wants a MONITORED record for each
+ * monitor it named without identity. WELCOME's flags echo it when honoured.
+ */
+#define ZM_HELLO_RESUMABLE 0x1U
 
 /* HELLO: the first record a client sends. name: trailing bytes, <= ZM_NAME_MAX. */
 struct zm_hello {
 	uint32_t version;          /* ZM_PROTO_VERSION */
-	uint32_t flags;            /* none defined: send 0 */
+	uint32_t flags;            /* ZM_HELLO_RESUMABLE */
 	uint32_t max_rate;         /* DOWNs per second; 0 = agent default */
 	uint32_t max_batch;        /* DOWN records per frame; 0 = agent default */
 	uint32_t batch_window_us;  /* 0 = agent default */
@@ -98,13 +107,34 @@ struct zm_welcome {
 };
 
 #define ZM_MON_START_TIME 0x1U     /* MONITOR_PROC: start_ticks is set */
+/*
+ * MONITOR_PROC (with START_TIME) and MONITOR_TCP (BY_COOKIE): a monitor
+ * brought back from an agent that went away. A death this agent inherited a
+ * record of (the kernel saw it while no agent ran) is its DOWN.
+ */
+#define ZM_MON_RESUME 0x2U
 
 struct zm_monitor_proc {
 	uint64_t ref;              /* client-chosen, nonzero, unique among the
 				      connection's active monitors */
 	uint32_t pid;
-	uint32_t flags;            /* ZM_MON_START_TIME */
+	uint32_t flags;            /* ZM_MON_START_TIME, ZM_MON_RESUME */
 	uint64_t start_ticks;      /* /proc/PID/stat field 22 */
+};
+
+#define ZM_MONITORED_GONE 0x1U     /* the target did not exist: its DOWN is noproc/noconnection */
+
+/*
+ * MONITORED: which target a monitor named without identity (MONITOR_PROC
+ * without START_TIME, MONITOR_PIDFD, MONITOR_TCP by fd or tuple) resolved
+ * to, sent in order with the other answers, before any DOWN of it.
+ */
+struct zm_monitored {
+	uint64_t ref;
+	uint16_t kind;             /* enum zm_target_kind */
+	uint16_t flags;            /* ZM_MONITORED_GONE */
+	uint32_t pid;              /* kind process; 0 for TCP (and for a reaped pidfd) */
+	uint64_t start_ticks;      /* kind process: start time; kind TCP: the socket cookie */
 };
 
 /* MONITOR_PIDFD: the pidfd travels as SCM_RIGHTS; see docs/PROTOCOL.md. */
@@ -164,7 +194,7 @@ struct zm_tcp_tuple {
 struct zm_monitor_tcp {
 	uint64_t ref;
 	uint8_t by;                /* enum zm_tcp_by */
-	uint32_t flags;            /* none defined: send 0 */
+	uint32_t flags;            /* ZM_MON_RESUME (BY_COOKIE only) */
 	uint64_t cookie;           /* BY_COOKIE */
 	struct zm_tcp_tuple tuple; /* BY_TUPLE: saddr:sport is the local end */
 };
@@ -235,7 +265,8 @@ int zm_buf_append(struct zm_buf *b, const void *p, size_t n);
 /* Drop n pending bytes from the front (n <= pending). */
 void zm_buf_consume(struct zm_buf *b, size_t n);
 static inline size_t zm_buf_pending(const struct zm_buf *b) { return b->len - b->off; }
-static inline uint8_t *zm_buf_head(const struct zm_buf *b) { return b->data + b->off; }
+/* NULL for a buffer that never had storage (NULL + 0 is undefined in C). */
+static inline uint8_t *zm_buf_head(const struct zm_buf *b) { return b->data ? b->data + b->off : NULL; }
 /* Free the storage; the struct is left empty and reusable. NULL-safe. */
 void zm_buf_free(struct zm_buf *b);
 
@@ -270,6 +301,7 @@ size_t zm_enc_welcome(uint8_t *out, const struct zm_welcome *m);
 size_t zm_enc_monitor_proc(uint8_t *out, const struct zm_monitor_proc *m);
 size_t zm_enc_monitor_pidfd(uint8_t *out, const struct zm_monitor_pidfd *m);
 size_t zm_enc_demonitor(uint8_t *out, const struct zm_demonitor *m);
+size_t zm_enc_monitored(uint8_t *out, const struct zm_monitored *m);
 /* A DOWN of kind TCP is ZM_DOWN_LEN + ZM_DOWN_TCP_TAIL_LEN bytes. */
 size_t zm_enc_down(uint8_t *out, const struct zm_down *m);
 size_t zm_enc_monitor_tcp(uint8_t *out, const struct zm_monitor_tcp *m);
@@ -331,6 +363,7 @@ int zm_dec_welcome(const struct zm_record *r, struct zm_welcome *ret);
 int zm_dec_monitor_proc(const struct zm_record *r, struct zm_monitor_proc *ret);
 int zm_dec_monitor_pidfd(const struct zm_record *r, struct zm_monitor_pidfd *ret);
 int zm_dec_demonitor(const struct zm_record *r, struct zm_demonitor *ret);
+int zm_dec_monitored(const struct zm_record *r, struct zm_monitored *ret);
 int zm_dec_down(const struct zm_record *r, struct zm_down *ret);
 int zm_dec_monitor_tcp(const struct zm_record *r, struct zm_monitor_tcp *ret);
 int zm_dec_error(const struct zm_record *r, struct zm_error *ret);

@@ -403,9 +403,6 @@ int zmh_agent_start(struct zmh_agent *a)
 
 int zmh_agent_start_args(struct zmh_agent *a, const char *const *extra)
 {
-	int64_t deadline;
-	int last = 0;
-
 	memset(a, 0, sizeof(*a));
 	snprintf(a->dir, sizeof(a->dir), "/tmp/zm-it-XXXXXX");
 	if (!mkdtemp(a->dir)) {
@@ -414,9 +411,20 @@ int zmh_agent_start_args(struct zmh_agent *a, const char *const *extra)
 		return e;
 	}
 	snprintf(a->sock, sizeof(a->sock), "%s/sock", a->dir);
+	/* An extra --socket wins over ours (the agent takes the last one). */
+	for (size_t i = 0; extra && extra[i] && extra[i + 1]; i++)
+		if (strcmp(extra[i], "--socket") == 0)
+			snprintf(a->sock, sizeof(a->sock), "%s", extra[i + 1]);
 	snprintf(a->log, sizeof(a->log), "%s/zenmond.log", a->dir);
 	snprintf(a->pin_dir, sizeof(a->pin_dir), "/sys/fs/bpf/zm-it-%d-%u", (int)getpid(),
 		 agent_seq++);
+	return zmh_agent_restart_args(a, extra);
+}
+
+int zmh_agent_restart_args(struct zmh_agent *a, const char *const *extra)
+{
+	int64_t deadline;
+	int last = 0;
 
 	a->pid = agent_spawn(a->sock, a->pin_dir, a->log, extra);
 	if (a->pid < 0) {
@@ -471,12 +479,98 @@ static void remove_tempdir(const char *dir)
 		fprintf(stderr, "harness: could not remove %s\n", dir);
 }
 
+int zmh_cleanup_pins(const char *pin_dir)
+{
+	const char *argv[] = { zmh_zenmond_path(), "--cleanup", "--pin-dir", pin_dir, "--config",
+			       "/dev/null", NULL };
+	int ws = 0;
+	pid_t pid = fork();
+
+	if (pid < 0)
+		return -errno;
+	if (pid == 0) {
+		int devnull = open("/dev/null", O_WRONLY);
+
+		if (devnull >= 0) {
+			dup2(devnull, 1);
+			dup2(devnull, 2);
+		}
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	if (waitpid(pid, &ws, 0) < 0)
+		return -errno;
+	if (!WIFEXITED(ws) || WEXITSTATUS(ws) != 0) {
+		fprintf(stderr, "harness: zenmond --cleanup --pin-dir %s failed (wait status 0x%x)\n",
+			pin_dir, ws);
+		return -ECHILD;
+	}
+	if (access(pin_dir, F_OK) == 0) {
+		fprintf(stderr, "harness: zenmond --cleanup left %s behind\n", pin_dir);
+		return -EEXIST;
+	}
+	return 0;
+}
+
+int zmh_agent_kill9(struct zmh_agent *a)
+{
+	if (a->pid <= 0)
+		return -ESRCH;
+	if (kill(a->pid, SIGKILL) < 0)
+		return -errno;
+	waitpid(a->pid, NULL, 0);
+	a->pid = 0;
+	return 0;
+}
+
+int zmh_agent_stop_keep(struct zmh_agent *a)
+{
+	int64_t deadline;
+	int ws = 0, err = 0;
+	pid_t r = 0;
+	char how[96], link[192];
+
+	if (a->pid <= 0 || !zmh_agent_alive(a))
+		return -ESRCH;
+	if (kill(a->pid, SIGTERM) < 0)
+		return -errno;
+	deadline = zmh_mono_ms() + ZMH_TIMEOUT_MS;
+	while ((r = waitpid(a->pid, &ws, WNOHANG)) == 0 && zmh_mono_ms() < deadline)
+		zmh_sleep_ms(10);
+	if (r != a->pid) {
+		fprintf(stderr, "harness: zenmond did not exit within %d ms of SIGTERM; killing it\n",
+			ZMH_TIMEOUT_MS);
+		zmh_agent_kill9(a);
+		zmh_agent_dump_log(a);
+		return -ETIMEDOUT;
+	}
+	a->pid = 0;
+	if (!WIFEXITED(ws) || WEXITSTATUS(ws) != 0) {
+		describe_wstatus(ws, how, sizeof(how));
+		fprintf(stderr, "harness: zenmond %s after SIGTERM (want status 0)\n", how);
+		err = -ECHILD;
+	}
+	if (access(a->sock, F_OK) == 0) {
+		fprintf(stderr, "harness: zenmond left its socket %s behind\n", a->sock);
+		err = -EEXIST;
+	}
+	/* A clean stop leaves the programs attached and the maps pinned. */
+	snprintf(link, sizeof(link), "%s/link_zm_process_exit", a->pin_dir);
+	if (access(link, F_OK) != 0) {
+		fprintf(stderr, "harness: zenmond removed its pinned link %s on a clean stop\n", link);
+		err = -ENOENT;
+	}
+	if (err)
+		zmh_agent_dump_log(a);
+	return err;
+}
+
 int zmh_agent_stop(struct zmh_agent *a)
 {
 	int64_t deadline;
 	int ws = 0, err = 0;
 	pid_t r = 0;
-	char how[96];
+	char how[96], link[192];
 
 	if (a->pid <= 0)
 		return -ESRCH;
@@ -488,6 +582,7 @@ int zmh_agent_stop(struct zmh_agent *a)
 		a->pid = 0;
 		zmh_agent_dump_log(a);
 		fprintf(stderr, "harness: keeping %s for inspection\n", a->dir);
+		(void)zmh_cleanup_pins(a->pin_dir); /* its programs must not stay attached */
 		return -ECHILD;
 	}
 	if (kill(a->pid, SIGTERM) < 0) {
@@ -504,6 +599,7 @@ int zmh_agent_stop(struct zmh_agent *a)
 		waitpid(a->pid, &ws, 0);
 		a->pid = 0;
 		zmh_agent_dump_log(a);
+		(void)zmh_cleanup_pins(a->pin_dir);
 		return -ETIMEDOUT;
 	}
 	a->pid = 0;
@@ -517,10 +613,16 @@ int zmh_agent_stop(struct zmh_agent *a)
 		err = -EEXIST;
 		unlink(a->sock);
 	}
-	if (access(a->pin_dir, F_OK) == 0) {
+	/* A clean stop leaves the programs attached and the maps pinned, for
+	 * the next agent; zenmond --cleanup removes them. */
+	snprintf(link, sizeof(link), "%s/link_zm_process_exit", a->pin_dir);
+	if (access(link, F_OK) != 0) {
+		fprintf(stderr, "harness: zenmond removed its pinned link %s on a clean stop\n", link);
+		err = -ENOENT;
+	}
+	if (zmh_cleanup_pins(a->pin_dir) < 0) {
 		char cmd[256];
 
-		fprintf(stderr, "harness: zenmond left its pin dir %s behind\n", a->pin_dir);
 		err = -EEXIST;
 		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", a->pin_dir);
 		if (strncmp(a->pin_dir, "/sys/fs/bpf/zm-it-", 18) == 0 && system(cmd) != 0)

@@ -77,15 +77,30 @@ struct zmh_agent {
 int zmh_agent_start(struct zmh_agent *a);
 /*
  * zmh_agent_start() with extra zenmond options after the harness's own
- * (NULL-terminated, e.g. { "--stall-timeout", "1", NULL }); NULL: none.
+ * (NULL-terminated, e.g. { "--stall-timeout", "1", NULL }); NULL: none. An
+ * extra "--socket PATH" replaces the harness's socket (a->sock is PATH).
  */
 int zmh_agent_start_args(struct zmh_agent *a, const char *const *extra);
+/*
+ * Start zenmond again on a's socket, pin dir and log (a is not running: it
+ * was stopped with zmh_agent_stop_keep() or zmh_agent_kill9()), wait for it
+ * to serve. 0 or -errno.
+ */
+int zmh_agent_restart_args(struct zmh_agent *a, const char *const *extra);
+/* SIGTERM, wait, check: status 0, socket removed, programs still pinned.
+ * Nothing is cleaned up: for a restart. 0 or -errno. */
+int zmh_agent_stop_keep(struct zmh_agent *a);
+/* SIGKILL and reap. 0 or -errno. */
+int zmh_agent_kill9(struct zmh_agent *a);
+/* zenmond --cleanup --pin-dir pin_dir; 0 when it exited 0 and the dir is gone. */
+int zmh_cleanup_pins(const char *pin_dir);
 /* Start another agent on a's pin dir but its own socket (for the pin-lock
  * test): returns its pid, or -errno; the caller waits for it. */
 pid_t zmh_agent_spawn_raw(const char *sock, const char *pin_dir, const char *log);
 /*
  * SIGTERM, wait up to ZMH_TIMEOUT_MS, then check: exited with status 0,
- * socket removed, pin dir removed. Prints what was wrong (and the log) and
+ * socket removed, programs still pinned (a clean stop leaves them), and
+ * that zenmond --cleanup then removes the pin dir. Prints what was wrong (and the log) and
  * returns -errno on any failure; kills the agent if it would not stop.
  * Removes the temp dir when everything was right.
  */

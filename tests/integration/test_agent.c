@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1 OR BSD-2-Clause */
 /*
- * The agent's own life: it shuts down cleanly on SIGTERM (exit 0, socket and
- * pins gone) even with clients and watches, and a second agent cannot take
+ * The agent's own life: it shuts down cleanly on SIGTERM (exit 0, socket
+ * gone, its programs and maps left pinned for the next agent until zenmond
+ * --cleanup) even with clients and watches, and a second agent cannot take
  * a pin directory that a live one holds.
  */
 #include "harness.h"
@@ -15,7 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static void test_sigterm_idle_agent_exits_0_and_removes_socket_and_pins(void **state)
+static void test_sigterm_idle_agent_exits_0_removes_socket_keeps_pins(void **state)
 {
 	struct zmh_agent a;
 
@@ -24,7 +25,8 @@ static void test_sigterm_idle_agent_exits_0_and_removes_socket_and_pins(void **s
 	assert_int_equal(access(a.sock, F_OK), 0);
 	assert_int_equal(access(a.pin_dir, F_OK), 0);
 	assert_int_equal(zmh_map_count(a.pin_dir, 0), 0);
-	/* zmh_agent_stop checks: exit status 0, socket gone, pin dir gone */
+	/* zmh_agent_stop checks: exit status 0, socket gone, links still
+	 * pinned, and zenmond --cleanup removes the pin dir */
 	assert_int_equal(zmh_agent_stop(&a), 0);
 }
 
@@ -37,23 +39,37 @@ static void test_sigterm_with_clients_and_watches_exits_0_and_cleans_up(void **s
 	uint64_t ref;
 	int r;
 
+	struct zm_connect_options o = { .name = "it-shutdown", .flags = ZM_CONNECT_NO_RECONNECT };
+
 	(void)zmh_env(state);
 	assert_int_equal(zmh_agent_start(&a), 0);
-	assert_int_equal(zmh_connect(&a, "it-shutdown", col, &cl), 0);
+	assert_int_equal(zmh_connect_opts(&a, &o, col, &cl), 0);
 	assert_int_equal(zmh_child_spawn(&c), 0);
 	assert_int_equal(zm_monitor_pid_start(cl, c.pid, c.start_ticks, &ref), 0);
 	assert_int_equal(zmh_sync(cl, col), 0);
 	assert_int_equal(zmh_map_count(a.pin_dir, c.pid), 1);
 
-	r = zmh_agent_stop(&a);
+	r = zmh_agent_stop_keep(&a);
 	assert_int_equal(r, 0);
+	/* the watch stays in the kernel, for the next agent to adopt */
+	assert_int_equal(zmh_map_count(a.pin_dir, c.pid), 1);
 
-	/* the client learns the agent is gone */
+	/* a client that asked not to reconnect learns the agent is gone */
 	r = zm_wait(cl, ZMH_TIMEOUT_MS, zmh_on_down, col);
 	if (r == 0)
 		r = zm_wait(cl, ZMH_TIMEOUT_MS, zmh_on_down, col);
 	assert_true(r == -ENOTCONN || r == -ECONNRESET || r == -EPIPE);
 	assert_int_equal(col->n, 0);
+	assert_false(zm_reconnecting(cl));
+
+	/* the next agent cleans up what nobody claims, and stops as usual */
+	{
+		static const char *const args[] = { "--adopt-timeout", "0", NULL };
+
+		assert_int_equal(zmh_agent_restart_args(&a, args), 0);
+		assert_int_equal(zmh_map_wait_count(a.pin_dir, c.pid, 0, ZMH_TIMEOUT_MS), 0);
+		assert_int_equal(zmh_agent_stop(&a), 0);
+	}
 }
 
 static void test_second_agent_on_same_pin_dir_is_refused(void **state)
@@ -136,7 +152,7 @@ static void test_second_agent_on_same_socket_is_refused(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		ZMH_TEST(test_sigterm_idle_agent_exits_0_and_removes_socket_and_pins),
+		ZMH_TEST(test_sigterm_idle_agent_exits_0_removes_socket_keeps_pins),
 		ZMH_TEST(test_sigterm_with_clients_and_watches_exits_0_and_cleans_up),
 		ZMH_TEST(test_second_agent_on_same_pin_dir_is_refused),
 		ZMH_TEST(test_second_agent_on_same_socket_is_refused),

@@ -432,11 +432,16 @@ struct env {
 
 static int env_setup(void **state)
 {
+	/* The fake agent is one connection: a client that reconnected after it
+	 * hung up would find nobody (the reconnection is tested for real in
+	 * tests/integration/test_restart.c). */
+	struct zm_connect_options o = { .name = "unit-test", .flags = ZM_CONNECT_NO_RECONNECT };
 	struct env *e = calloc(1, sizeof(*e));
 
 	assert_non_null(e);
 	e->f = fake_new(FAKE_WELCOME);
-	assert_int_equal(zm_connect(e->f->path, "unit-test", &e->c), 0);
+	o.socket_path = e->f->path;
+	assert_int_equal(zm_connect_opts(&o, &e->c), 0);
 	fake_join(e->f);
 	*state = e;
 	return 0;
@@ -571,13 +576,30 @@ static void test_connect_exchanges_hello_and_welcome(void **state)
 	assert_non_null(c);
 	assert_true(f->got_hello);
 	assert_int_equal(f->hello.version, ZM_PROTO_VERSION);
-	assert_int_equal(f->hello.flags, 0);
+	/* It will bring its monitors back after a restart: it asks for
+	 * MONITORED records. */
+	assert_int_equal(f->hello.flags, ZM_HELLO_RESUMABLE);
 	assert_string_equal(f->hello.name, "unit-test");
 	/* The socket it hands over is non-blocking and close-on-exec. */
 	assert_true(fcntl(zm_fd(c), F_GETFL) & O_NONBLOCK);
 	assert_true(fcntl(zm_fd(c), F_GETFD) & FD_CLOEXEC);
 	assert_int_equal(zm_pending(c), 0);
 	assert_int_equal(zm_active_monitors(c), 0);
+	zm_close(c);
+	fake_free(f);
+}
+
+static void test_connect_without_reconnect_asks_for_no_monitored(void **state)
+{
+	struct fake *f = fake_new(FAKE_WELCOME);
+	struct zm_connect_options o = { .name = "unit-test", .flags = ZM_CONNECT_NO_RECONNECT };
+	struct zm_client *c = NULL;
+
+	o.socket_path = f->path;
+	assert_int_equal(zm_connect_opts(&o, &c), 0);
+	fake_join(f);
+	assert_int_equal(f->hello.flags, 0);
+	assert_false(zm_reconnecting(c));
 	zm_close(c);
 	fake_free(f);
 }
@@ -2035,6 +2057,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_connect_exchanges_hello_and_welcome),
+		cmocka_unit_test(test_connect_without_reconnect_asks_for_no_monitored),
 		cmocka_unit_test(test_connect_default_name_is_libzenmon),
 		cmocka_unit_test(test_hello_carries_pacing_options),
 		cmocka_unit_test(test_hello_without_pacing_options_asks_for_agent_defaults),

@@ -315,6 +315,49 @@ static void test_parse_status_without_tgid_is_einval(void **state)
 	assert_int_equal(tgid, 77);
 }
 
+/* ---- procfs_parse_status_uids ------------------------------------------- */
+
+static void test_parse_status_uids_takes_real_and_saved(void **state)
+{
+	/* A set-user-ID program: real 1000, effective and saved 0, fs 0. */
+	static const char s[] = "Name:\tpasswd\nUmask:\t0022\nState:\tS (sleeping)\n"
+				"Tgid:\t4919\nPid:\t4919\nPPid:\t1\nTracerPid:\t0\n"
+				"Uid:\t1000\t0\t0\t0\nGid:\t1000\t1000\t1000\t1000\n";
+	struct proc_uids u = { 0 };
+
+	(void)state;
+	assert_int_equal(procfs_parse_status_uids(s, strlen(s), &u), 0);
+	assert_int_equal(u.ruid, 1000);
+	assert_int_equal(u.suid, 0);
+}
+
+static void test_parse_status_uids_only_at_line_start(void **state)
+{
+	/* A process may call itself "Uid:\t0\t0\t0\t0". */
+	static const char s[] = "Name:\tUid:\t0\t0\t0\t0\nUid:\t65534\t65534\t7\t65534\n";
+	struct proc_uids u = { 0 };
+
+	(void)state;
+	assert_int_equal(procfs_parse_status_uids(s, strlen(s), &u), 0);
+	assert_int_equal(u.ruid, 65534);
+	assert_int_equal(u.suid, 7);
+}
+
+static void test_parse_status_uids_malformed_is_einval(void **state)
+{
+	static const char *const bad[] = {
+		"", "Name:\tx\n", "Uid:\n", "Uid:\t1\t2\t3\n", "Uid:\t1\t2\tx\t4\n",
+		"Uid:\t-1\t0\t0\t0\n", "Uid:\t4294967296\t0\t0\t0\n",
+	};
+	struct proc_uids u = { .ruid = 77, .suid = 78 };
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_int_equal(procfs_parse_status_uids(bad[i], strlen(bad[i]), &u), -EINVAL);
+	assert_int_equal(u.ruid, 77);
+	assert_int_equal(u.suid, 78);
+}
+
 /* ---- procfs_parse_pidfd_fdinfo ------------------------------------------ */
 
 static void test_parse_pidfd_fdinfo_pid(void **state)
@@ -495,6 +538,30 @@ static void test_read_tgid_from_fake_tree(void **state)
 	assert_int_equal(procfs_read_tgid(f->root, 11, &tgid), 0);
 	assert_int_equal(tgid, 10);
 	assert_int_equal(procfs_read_tgid(f->root, 12, &tgid), -ENOENT);
+}
+
+static void test_read_uids_from_fake_tree(void **state)
+{
+	struct fake *f = *state;
+	struct proc_uids u = { 0 };
+
+	put_file(f, "11/status", "Name:\tt\nTgid:\t11\nUid:\t5\t6\t7\t8\nGid:\t1\t1\t1\t1\n");
+	assert_int_equal(procfs_read_uids(f->root, 11, &u), 0);
+	assert_int_equal(u.ruid, 5);
+	assert_int_equal(u.suid, 7);
+	assert_int_equal(procfs_read_uids(f->root, 12, &u), -ENOENT);
+}
+
+static void test_real_own_uids(void **state)
+{
+	struct proc_uids u = { .ruid = 1, .suid = 1 };
+	uid_t r, e, sv;
+
+	(void)state;
+	assert_int_equal(getresuid(&r, &e, &sv), 0);
+	assert_int_equal(procfs_read_uids("/proc", getpid(), &u), 0);
+	assert_int_equal(u.ruid, r);
+	assert_int_equal(u.suid, sv);
 }
 
 static void test_pidfd_pid_from_fake_tree(void **state)
@@ -786,6 +853,9 @@ int main(void)
 		cmocka_unit_test(test_parse_status_tgid_only_at_line_start),
 		cmocka_unit_test(test_parse_status_tgid_on_last_line_without_newline),
 		cmocka_unit_test(test_parse_status_without_tgid_is_einval),
+		cmocka_unit_test(test_parse_status_uids_takes_real_and_saved),
+		cmocka_unit_test(test_parse_status_uids_only_at_line_start),
+		cmocka_unit_test(test_parse_status_uids_malformed_is_einval),
 		cmocka_unit_test(test_parse_pidfd_fdinfo_pid),
 		cmocka_unit_test(test_parse_pidfd_fdinfo_reaped_is_esrch),
 		cmocka_unit_test(test_parse_pidfd_fdinfo_other_namespace_is_esrch),
@@ -797,6 +867,7 @@ int main(void)
 		F(test_read_stat_of_another_pid_is_einval),
 		F(test_read_stat_nonpositive_pid_is_einval),
 		F(test_read_tgid_from_fake_tree),
+		F(test_read_uids_from_fake_tree),
 		F(test_pidfd_pid_from_fake_tree),
 		F(test_pidfd_pid_reaped_is_esrch),
 		F(test_pidfd_pid_of_a_plain_file_is_ebadf),
@@ -810,6 +881,7 @@ int main(void)
 		F(test_group_exiting_garbage_task_stat_is_einval),
 		F(test_group_exiting_ignores_non_tid_entries),
 		cmocka_unit_test(test_real_own_stat_is_stable),
+		cmocka_unit_test(test_real_own_uids),
 		cmocka_unit_test(test_real_own_group_is_not_exiting),
 		cmocka_unit_test(test_real_zombie_child_reads_z_and_exit_code),
 		cmocka_unit_test(test_real_thread_tgid_is_its_process),

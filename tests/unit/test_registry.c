@@ -1394,6 +1394,72 @@ static void test_counters_account_for_every_monitor_once(void **state)
 	assert_int_equal(registry_queued_max(w->r), 0);
 }
 
+static void test_shared_counter_follows_every_way_a_monitor_leaves(void **state)
+{
+	struct world *w = *state;
+	struct reg_sub *a = registry_sub_new(w->r, NULL), *b = registry_sub_new(w->r, NULL);
+	struct reg_key p1 = proc_key(10, 1), p2 = proc_key(11, 1);
+	struct zm_down d = death_of(&p1), out[4];
+	size_t held = 0;
+
+	registry_sub_set_counter(a, &held);
+	registry_sub_set_counter(b, &held);
+	add_ok(w->r, a, 1, p1);
+	add_ok(w->r, a, 2, p1);
+	add_ok(w->r, a, 3, p2);
+	add_ok(w->r, b, 1, p1);
+	add_ok(w->r, b, 2, p2);
+	assert_int_equal(held, 5);
+	assert_int_equal(registry_sub_held(a), 3);
+	/* Firing moves monitors to the queues: still held until read. */
+	assert_int_equal(registry_target_fire(w->r, &p1, &d, 5), 3);
+	assert_int_equal(held, 5);
+	assert_int_equal(registry_sub_held(a), 3);
+	assert_int_equal(registry_sub_pop(w->r, a, out, 1), 1);         /* popped */
+	assert_int_equal(held, 4);
+	assert_int_equal(registry_monitor_remove(w->r, a, 2), 1);       /* queued, flushed */
+	assert_int_equal(registry_monitor_remove(w->r, a, 3), 0);       /* armed, demonitored */
+	assert_int_equal(held, 2);
+	assert_int_equal(registry_sub_held(a), 0);
+	registry_sub_free(w->r, b);                                      /* one queued, one armed */
+	assert_int_equal(held, 0);
+}
+
+static void test_sub_without_counter_counts_nothing_shared(void **state)
+{
+	struct world *w = *state;
+	struct reg_sub *a = registry_sub_new(w->r, NULL), *b = registry_sub_new(w->r, NULL);
+	size_t held = 0;
+
+	registry_sub_set_counter(a, &held);
+	add_ok(w->r, a, 1, proc_key(1, 1));
+	add_ok(w->r, b, 1, proc_key(1, 1));
+	assert_int_equal(held, 1);
+	assert_int_equal(registry_sub_held(b), 1);
+}
+
+static void test_target_owner_is_kept_until_the_target_goes(void **state)
+{
+	struct world *w = *state;
+	struct reg_sub *a = registry_sub_new(w->r, NULL);
+	struct reg_key k = proc_key(10, 1);
+	struct reg_owner o = { .ruid = 1000, .suid = 0 }, got = { 0 };
+
+	/* No target, no owner; setting one on a missing target does nothing. */
+	registry_target_set_owner(w->r, &k, &o);
+	assert_int_equal(registry_target_owner(w->r, &k, &got), -ENOENT);
+	add_ok(w->r, a, 1, k);
+	assert_int_equal(registry_target_owner(w->r, &k, &got), -ENOENT);
+	registry_target_set_owner(w->r, &k, &o);
+	assert_int_equal(registry_target_owner(w->r, &k, &got), 0);
+	assert_int_equal(got.ruid, 1000);
+	assert_int_equal(got.suid, 0);
+	/* A new target of the same key (after the old one went) starts unknown. */
+	assert_int_equal(registry_monitor_remove(w->r, a, 1), 0);
+	add_ok(w->r, a, 2, k);
+	assert_int_equal(registry_target_owner(w->r, &k, &got), -ENOENT);
+}
+
 static void collect_ref(void *ctx, const struct reg_sub *s, uint64_t ref)
 {
 	uint64_t *refs = ctx;
@@ -1474,6 +1540,9 @@ int main(void)
 		T(test_table_growth_failure_is_not_an_error),
 		T(test_registry_new_alloc_failure_returns_null),
 		T(test_counters_account_for_every_monitor_once),
+		T(test_shared_counter_follows_every_way_a_monitor_leaves),
+		T(test_sub_without_counter_counts_nothing_shared),
+		T(test_target_owner_is_kept_until_the_target_goes),
 		T(test_foreach_monitor_visits_a_target_s_monitors_in_order),
 		T(test_sub_new_alloc_failure_returns_null),
 		T(test_hundred_thousand_monitors_one_target_ten_subs_each_popped_once),

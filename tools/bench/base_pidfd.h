@@ -16,7 +16,9 @@ struct pidfd_watcher;
 
 /* Called once per dead target: tag as given to pidfd_watcher_add(),
  * wait_status as waitpid(2) would give it or -1 when unknown, seen_ns the
- * CLOCK_MONOTONIC time the watcher learned of it. */
+ * CLOCK_MONOTONIC time the watcher learned of it. The kernel records the
+ * status only once the target's parent has reaped it, so a watcher that is
+ * not the parent usually gets -1 at readiness. */
 typedef void (*pidfd_exit_fn)(uint64_t tag, pid_t pid, int wait_status, uint64_t seen_ns,
 			      void *ud);
 

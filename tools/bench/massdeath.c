@@ -48,13 +48,9 @@
 #define MD_SYNC_MS 120000         /* registration round trip */
 #define MD_MAX_BATCH 16384        /* DOWNs per frame: a subscriber that expects floods */
 #define MD_MAX_BATCH_S "16384"
-/*
- * Runs are capped by size because every run forks N fresh targets per
- * observer, and a fork (with its exit) costs about 2.5 ms of CPU on the
- * 2-CPU VM of issue 6: 4 x 10,000 targets take over a minute to spawn.
- */
-#define MD_QUICK_CAP_N 10000      /* the quick pass runs this size once */
-#define MD_BIG_N 100000           /* --full only, and once */
+#define MD_FD_SLACK 256           /* fds the bench holds beside the pidfds */
+#define MD_BIG_N 100000           /* --full only */
+#define MD_BIG_RUNS 3             /* at most, at MD_BIG_N: 4 x 100,000 targets a run */
 
 enum md_obs { MD_ZENMON, MD_PIDFD, MD_CNPROC, MD_NONE, MD_N_OBS };
 
@@ -72,7 +68,7 @@ struct md_result {
 	double first_ms;       /* kill -> the first one */
 	double lost;           /* targets never reported; NAN for "none" */
 	uint64_t enobufs;      /* cn_proc: recv()s that failed with ENOBUFS */
-	double spawn_ms;       /* forking the N targets */
+	double spawn_ms;       /* spawning the N targets */
 	double agent_cpu_ms;   /* zenmon: the agent's CPU time from kill to the last DOWN */
 	double deaths_ms;      /* zenmon: kill -> the last death, by the DOWNs' time_ns */
 };
@@ -183,9 +179,9 @@ static bool md_rest_exited(const struct md_news *s)
  * Why not simply MD_QUIET_MS after the last report: the kill wakes all N
  * targets at once, and the scheduler (EEVDF) runs a task woken later, such
  * as an observer woken by the first death, after most of them. On 2 CPUs
- * and N = 10,000 neither the agent nor this process may run for seconds;
- * when this process finally does, its poll() has timed out and the agent
- * has not had a turn yet. So the quiet period that decides what is lost
+ * with 10,000 fork()ed targets neither the agent nor this process ran for
+ * seconds; when this process finally did, its poll() had timed out and the
+ * agent had not had a turn yet. So the quiet period that decides what is lost
  * starts again once every target is dead and the machine is free.
  */
 static int md_collect(int (*poll_once)(void *obs, int timeout_ms, struct md_news *s), void *obs,
@@ -274,6 +270,35 @@ static void md_print_status(struct zm_client *c, struct md_news *s)
 	free(text);
 }
 
+/* The value of a "name value" line of the agent's status, or -1. */
+static long long md_status_value(const char *text, const char *name)
+{
+	size_t len = strlen(name);
+	const char *p = text;
+
+	while (p && *p) {
+		if (strncmp(p, name, len) == 0 && p[len] == ' ')
+			return strtoll(p + len + 1, NULL, 10);
+		p = strchr(p, '\n');
+		if (p)
+			p++;
+	}
+	return -1;
+}
+
+/* For -v: how the kernel side fared (a full ring buffer costs a map scan). */
+static void md_print_kernel_side(struct zm_client *c, struct md_news *s)
+{
+	char *text = NULL;
+
+	if (zm_status(c, 5000, &text, md_on_late_down, s) < 0)
+		return;
+	fprintf(stderr, "massdeath: zenmond: ringbuf_dropped %lld, kernel_wakeups %lld, "
+		"kernel_matched %lld\n", md_status_value(text, "ringbuf_dropped"),
+		md_status_value(text, "kernel_wakeups"), md_status_value(text, "kernel_matched"));
+	free(text);
+}
+
 static int md_watch_zenmon(const struct bench_cfg *cfg, pid_t pgid, struct md_news *s,
 			   struct md_result *res)
 {
@@ -281,7 +306,7 @@ static int md_watch_zenmon(const struct bench_cfg *cfg, pid_t pgid, struct md_ne
 	struct zm_connect_options o = { .name = "bench-massdeath", .max_batch = MD_MAX_BATCH };
 	struct zm_client *c = NULL;
 	struct bench_agent a;
-	uint64_t t0, cpu0, kill_real;
+	uint64_t t0, cpu0, cpu1, kill_real;
 	int r;
 
 	r = bench_agent_start(&a, cfg, args);
@@ -324,7 +349,10 @@ static int md_watch_zenmon(const struct bench_cfg *cfg, pid_t pgid, struct md_ne
 	r = md_kill(pgid, &t0);
 	if (r == 0)
 		r = md_collect(md_poll_zenmon, c, s);
-	res->agent_cpu_ms = (double)(bench_proc_cpu_ns(a.pid) - cpu0) / 1e6;
+	cpu1 = bench_proc_cpu_ns(a.pid);
+	/* 0 when /proc could not be read: no figure rather than a wrong one. */
+	if (cpu0 && cpu1 >= cpu0)
+		res->agent_cpu_ms = (double)(cpu1 - cpu0) / 1e6;
 	md_times(s, t0, res);
 	if (s->last_death > kill_real)
 		res->deaths_ms = (double)(s->last_death - kill_real) / 1e6;
@@ -332,6 +360,8 @@ static int md_watch_zenmon(const struct bench_cfg *cfg, pid_t pgid, struct md_ne
 		fprintf(stderr, "zm-bench massdeath: zenmon: receiving: %s\n", strerror(-r));
 	else if (s->got < s->n)
 		md_print_status(c, s);
+	else if (cfg->verbose)
+		md_print_kernel_side(c, s);
 out:
 	zm_close(c);
 	bench_agent_stop(&a);
@@ -475,6 +505,7 @@ static const long md_sizes[] = { 1000, 10000, MD_BIG_N };
 struct md_summary {
 	double last_ms[MD_N_OBS], lost[MD_N_OBS], lost_max[MD_N_OBS];
 	double enobufs_max;
+	long nofile;           /* > 0: too few fds for the pidfd watcher, this many */
 };
 
 /* "?" is what the plot script calls missing. */
@@ -594,6 +625,8 @@ static void md_add_rows(struct bench_table *t, long n, const struct md_summary *
 		row.v[md_col[o]] = sum->last_ms[o];
 	if (!isnan(z) && !isnan(p) && p > 0)
 		snprintf(row.note, sizeof(row.note), "%.2fx pidfd", z / p);
+	else if (sum->nofile > 0)
+		snprintf(row.note, sizeof(row.note), "pidfd: over RLIMIT_NOFILE %ld", sum->nofile);
 	bench_table_add(t, &row);
 
 	for (int c = 0; c < BCOL_N; c++)
@@ -604,10 +637,18 @@ static void md_add_rows(struct bench_table *t, long n, const struct md_summary *
 	for (int o = 0; o < MD_NONE; o++)
 		row.v[md_col[o]] = sum->lost[o];
 	/* A median can hide one bad run: the worst one goes in the note. */
-	if (!isnan(sum->lost_max[MD_CNPROC]))
-		snprintf(row.note, sizeof(row.note), "worst run %.0f/%.0f/%.0f, cn ENOBUFS %.0f",
-			 sum->lost_max[MD_ZENMON], sum->lost_max[MD_PIDFD],
-			 sum->lost_max[MD_CNPROC], sum->enobufs_max);
+	if (!isnan(sum->lost_max[MD_CNPROC])) {
+		char w[MD_NONE][24], note[128];
+
+		for (int o = 0; o < MD_NONE; o++)
+			if (isnan(sum->lost_max[o]))
+				snprintf(w[o], sizeof(w[o]), "-");
+			else
+				snprintf(w[o], sizeof(w[o]), "%ld", (long)sum->lost_max[o]);
+		snprintf(note, sizeof(note), "worst run %s/%s/%s, cn ENOBUFS %ld", w[0], w[1], w[2],
+			 (long)sum->enobufs_max);
+		snprintf(row.note, sizeof(row.note), "%.*s", (int)sizeof(row.note) - 1, note);
+	}
 	bench_table_add(t, &row);
 }
 
@@ -633,9 +674,7 @@ static void md_print_run(long n, int run, enum md_obs o, const struct md_result 
 
 static int md_runs_for(const struct bench_cfg *cfg, long n)
 {
-	if (n >= MD_BIG_N || (n >= MD_QUICK_CAP_N && !cfg->full))
-		return 1;
-	return cfg->runs;
+	return n >= MD_BIG_N && cfg->runs > MD_BIG_RUNS ? MD_BIG_RUNS : cfg->runs;
 }
 
 int bench_massdeath(const struct bench_cfg *cfg, struct bench_table *t)
@@ -649,11 +688,12 @@ int bench_massdeath(const struct bench_cfg *cfg, struct bench_table *t)
 	r = bench_make_room_for_procs(max_n);
 	if (r < 0)
 		return -1;
-	/* One pidfd per target, plus what the bench holds. */
+	/* One pidfd per target, plus what the bench holds. Without
+	 * CAP_SYS_RESOURCE the hard limit stays where it is. */
 	nofile = bench_raise_nofile();
-	if (nofile < max_n + 256)
-		fprintf(stderr, "zm-bench massdeath: only %ld fds: the pidfd watcher will fail at "
-			"N=%ld\n", nofile, max_n);
+	if (nofile < max_n + MD_FD_SLACK)
+		printf("massdeath: RLIMIT_NOFILE is %ld: no pidfd watcher for N > %ld (one fd per "
+		       "target)\n", nofile, nofile - MD_FD_SLACK);
 
 	printf("massdeath: N =");
 	for (size_t i = 0; i < n_sizes; i++)
@@ -686,6 +726,12 @@ int bench_massdeath(const struct bench_cfg *cfg, struct bench_table *t)
 			for (int k = 0; k < MD_N_OBS; k++) {
 				enum md_obs o = (enum md_obs)((run + k) % MD_N_OBS);
 				struct md_result res;
+
+				/* No use spawning N targets only to see EMFILE. */
+				if (o == MD_PIDFD && n + MD_FD_SLACK > nofile) {
+					s->nofile = nofile;
+					continue;
+				}
 
 				r = md_run(cfg, o, n, &res);
 				if (!isnan(res.spawn_ms))

@@ -256,6 +256,16 @@ size_t zm_enc_demonitor(uint8_t *out, const struct zm_demonitor *m)
 	return ZM_DEMONITOR_LEN;
 }
 
+size_t zm_enc_monitored(uint8_t *out, const struct zm_monitored *m)
+{
+	put_le64(out + 0, m->ref);
+	put_le16(out + 8, m->kind);
+	put_le16(out + 10, m->flags);
+	put_le32(out + 12, m->pid);
+	put_le64(out + 16, m->start_ticks);
+	return ZM_MONITORED_LEN;
+}
+
 size_t zm_enc_down(uint8_t *out, const struct zm_down *m)
 {
 	put_le64(out + 0, m->ref);
@@ -487,6 +497,20 @@ int zm_dec_monitor_pidfd(const struct zm_record *r, struct zm_monitor_pidfd *ret
 	return 0;
 }
 
+int zm_dec_monitored(const struct zm_record *r, struct zm_monitored *ret)
+{
+	const uint8_t *p = r->body;
+
+	if (r->len < ZM_MONITORED_LEN)
+		return -EBADMSG;
+	ret->ref = get_le64(p + 0);
+	ret->kind = get_le16(p + 8);
+	ret->flags = get_le16(p + 10);
+	ret->pid = get_le32(p + 12);
+	ret->start_ticks = get_le64(p + 16);
+	return 0;
+}
+
 int zm_dec_demonitor(const struct zm_record *r, struct zm_demonitor *ret)
 {
 	const uint8_t *p = r->body;
@@ -617,6 +641,7 @@ const char *zm_rec_type_name(uint16_t type)
 	case ZM_REC_STATUS_REPLY: return "STATUS_REPLY";
 	case ZM_REC_STATS_REPLY: return "STATS_REPLY";
 	case ZM_REC_TARGETS_REPLY: return "TARGETS_REPLY";
+	case ZM_REC_MONITORED: return "MONITORED";
 	}
 	return "unknown";
 }

@@ -153,14 +153,19 @@ static int connect_handshake(struct zm_client *c, const struct zm_connect_option
 {
 	struct zm_hello h = {
 		.version = ZM_PROTO_VERSION,
+		/* We bring monitors back after a restart: say which target each
+		 * one named without identity is (resume.c). */
+		.flags = opts->flags & ZM_CONNECT_NO_RECONNECT ? 0 : ZM_HELLO_RESUMABLE,
 		.max_rate = opts->max_rate,
 		.max_batch = opts->max_batch,
 		.batch_window_us = opts->batch_window_us,
 	};
 	uint8_t body[ZM_HELLO_LEN + ZM_NAME_MAX];
+	bool closed = false;
 	int r;
 
 	memcpy(h.name, name, strlen(name) + 1);
+	c->hello = h;   /* sent again on every reconnection */
 	r = lzm_queue(c, ZM_REC_HELLO, body, zm_enc_hello(body, &h));
 	if (r < 0)
 		return r;
@@ -170,10 +175,18 @@ static int connect_handshake(struct zm_client *c, const struct zm_connect_option
 		ssize_t n;
 		int ms;
 
-		r = zm_flush(c);
+		r = closed ? 0 : zm_flush(c);
+		if (r == -EPIPE || r == -ENOTCONN) {
+			/* The agent closed before our HELLO was through: it may
+			 * have said why first (a refused connection's ERROR
+			 * ENOSPC). Read that; end of file with nothing is
+			 * -ECONNRESET below. */
+			closed = true;
+			r = 0;
+		}
 		if (r < 0 && r != -EAGAIN)
-			return r == -EPIPE ? -ECONNRESET : r;
-		if (zm_buf_pending(&c->out) > 0)
+			return r;
+		if (!closed && zm_buf_pending(&c->out) > 0)
 			pfd.events |= POLLOUT;
 
 		ms = lzm_ms_left(deadline);
@@ -203,7 +216,7 @@ static int connect_handshake(struct zm_client *c, const struct zm_connect_option
 		c->in.len += (size_t)n;
 		r = connect_read_welcome(c);
 		if (r != 0)
-			return r < 0 ? r : 0;
+			return r < 0 ? r : closed ? -ECONNRESET : 0;
 		if (zm_buf_pending(&c->in) > ZM_FRAME_MAX)
 			return -EPROTO;
 	}
@@ -236,6 +249,14 @@ ZM_EXPORT int zm_connect_opts(const struct zm_connect_options *opts, struct zm_c
 	c->fd_frame_pos = UINT64_MAX;
 	c->max_frame = ZM_FRAME_MAX;
 	zm_frame_writer_init(&c->w, &c->out);
+	if (!(opts->flags & ZM_CONNECT_NO_RECONNECT)) {
+		lzm_refset_use_vals(&c->active);
+		c->path = strdup(path);
+		if (!c->path) {
+			free(c);
+			return -ENOMEM;
+		}
+	}
 
 	c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (c->fd < 0) {
@@ -248,6 +269,9 @@ ZM_EXPORT int zm_connect_opts(const struct zm_connect_options *opts, struct zm_c
 	r = connect_handshake(c, opts, name, deadline);
 	if (r < 0)
 		goto fail;
+	/* Only now: a connection that never worked is an error to report, not
+	 * one to come back to. */
+	c->resumable = c->path != NULL;
 
 	*ret_client = c;
 	return 0;
@@ -273,6 +297,7 @@ ZM_EXPORT void zm_close(struct zm_client *c)
 	if (c->fd >= 0)
 		close(c->fd);
 	lzm_drop_fds(c);
+	lzm_resume_free(c);
 	free(c->fds);
 	zm_buf_free(&c->out);
 	zm_buf_free(&c->in);

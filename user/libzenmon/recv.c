@@ -76,6 +76,8 @@ static bool recv_record_ok(const struct zm_record *rec)
 	case ZM_REC_STATUS_REPLY: return rec->len >= ZM_STATUS_REPLY_LEN;
 	case ZM_REC_STATS_REPLY:
 	case ZM_REC_TARGETS_REPLY: return rec->len >= ZM_TEXT_REPLY_LEN;
+	case ZM_REC_MONITORED: return rec->len >= ZM_MONITORED_LEN;
+	case ZM_REC_WELCOME: return rec->len >= ZM_WELCOME_LEN;
 	}
 	return true;
 }
@@ -198,7 +200,7 @@ static void recv_deliver(struct zm_client *c, const struct recv_sink *k, int *do
 		size_t first = w;
 
 		for (; i < n && w - first < k->chunk; i++) {
-			if (!lzm_refset_remove(&c->active, d[i].ref))
+			if (!lzm_ref_end(c, d[i].ref))
 				continue;
 			if (w != i)
 				d[w] = d[i];
@@ -210,6 +212,20 @@ static void recv_deliver(struct zm_client *c, const struct recv_sink *k, int *do
 		if (k->fn)
 			k->fn(c, d + first, w - first, k->userdata);
 	}
+}
+
+/* DOWNs the library owes without the agent (resume.c: monitors whose target
+ * the agent had said was gone), handed over like the agent's. */
+static void recv_deliver_local(struct zm_client *c, const struct recv_sink *k, int *downs)
+{
+	size_t n = c->nlocal;
+
+	if (n == 0 || recv_reserve_batch(c, n) < 0)
+		return;   /* out of memory: they stay owed, for the next dispatch */
+	memcpy(c->batch, c->local, n * sizeof(*c->batch));
+	c->batch_len = n;
+	c->nlocal = 0;
+	recv_deliver(c, k, downs);
 }
 
 static void recv_error(struct zm_client *c, const struct zm_record *rec, const struct recv_sink *k,
@@ -236,7 +252,13 @@ static void recv_error(struct zm_client *c, const struct zm_record *rec, const s
 	/* A monitor the agent refused was never set: no DOWN will come. */
 	if (e.ref && (e.request == ZM_REC_MONITOR_PROC || e.request == ZM_REC_MONITOR_PIDFD ||
 		      e.request == ZM_REC_MONITOR_TCP))
-		lzm_refset_remove(&c->active, e.ref);
+		lzm_ref_end(c, e.ref);
+	/* An ERROR about the connection itself (ref 0, request 0) comes just
+	 * before the agent closes it on purpose: a protocol error of ours, a
+	 * refused HELLO, --stall-timeout, --max-queued, a quota. Coming back
+	 * would undo what it meant (or be refused again): the end is final. */
+	if ((e.ref == 0 && e.request == 0) || e.request == ZM_REC_HELLO)
+		c->resumable = false;
 	/* zm_sync() and zm_status() learn of their request's failure. */
 	if (e.request == ZM_REC_SYNC && c->sync_token && !c->sync_done) {
 		c->sync_done = true;
@@ -342,6 +364,22 @@ static int recv_parse(struct zm_client *c, const struct recv_sink *k, int *downs
 			case ZM_REC_STATUS_REPLY:
 				recv_status_reply(c, &rec);
 				break;
+			case ZM_REC_MONITORED: {
+				struct zm_monitored m;
+
+				(void)zm_dec_monitored(&rec, &m);   /* checked already */
+				lzm_ident_resolved(c, &m);
+				break;
+			}
+			case ZM_REC_WELCOME: {
+				/* A reconnection's (resume.c); the first one's
+				 * was read by zm_connect(). */
+				struct zm_welcome w;
+
+				if (zm_dec_welcome(&rec, &w) < 0 || lzm_on_welcome(c, &w) < 0)
+					return recv_protocol_error(c);
+				break;
+			}
 			case ZM_REC_STATS_REPLY:
 			case ZM_REC_TARGETS_REPLY:
 				recv_text_reply(c, &rec);
@@ -378,14 +416,23 @@ static int recv_dispatch(struct zm_client *c, const struct recv_sink *k)
 		return -EBUSY;
 	if (c->dead && c->rd_done)
 		return -ENOTCONN;
+	/* Reconnecting: try if it is time; DOWNs owed meanwhile go out. */
+	lzm_reconnect_poll(c);
+	if (c->reconnecting) {
+		c->dispatching = true;
+		recv_deliver_local(c, k, &downs);
+		c->dispatching = false;
+		return downs;
+	}
 
 	/* A send error marks the connection dead, but read on: the agent may
 	 * have said why before it closed, and that must reach the callbacks
-	 * before we say -ENOTCONN. */
+	 * before we say -ENOTCONN (or reconnect). */
 	if (!c->dead)
 		(void)zm_flush(c);
 
 	c->dispatching = true;
+	recv_deliver_local(c, k, &downs);
 	r = recv_parse(c, k, &downs);
 	while (r == 0 && budget > 0) {
 		ssize_t n;
@@ -416,6 +463,9 @@ static int recv_dispatch(struct zm_client *c, const struct recv_sink *k)
 
 	if (r < 0)
 		return r;
+	/* Everything the lost connection held is handed over: come back. */
+	if (c->rd_done && lzm_conn_lost(c, c->dead ? c->dead : -ENOTCONN))
+		return downs;
 	if (c->rd_done)
 		return -ENOTCONN;
 	return downs;
@@ -468,8 +518,9 @@ static int recv_poll(struct zm_client *c, int ms)
 	struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
 
 	/* A dead connection has only its last bytes left: go and read them. */
-	if (c->dead || recv_has_frame(c))
+	if (c->dead || recv_has_frame(c) || c->nlocal)
 		return 1;
+	/* Reconnecting: the fd is the timer of the next try. */
 	if (zm_buf_pending(&c->out) > 0)
 		pfd.events |= POLLOUT;
 	if (poll(&pfd, 1, ms) < 0)
@@ -542,8 +593,9 @@ static int recv_queue_token(struct zm_client *c, uint16_t type, const struct rec
 
 	if (c->dispatching)
 		return -EBUSY;
-	if (c->dead)
+	if (c->dead && !lzm_resuming(c))
 		return c->rd_done ? -ENOTCONN : recv_drain(c, k);
+	/* Resuming: queued nowhere now, sent on the next connection. */
 	r = lzm_queue(c, type, body, zm_enc_u64(body, c->next_token));
 	if (r < 0)
 		return r;
@@ -614,7 +666,7 @@ static int recv_text_request(struct zm_client *c, uint16_t type, uint16_t reply,
 
 	if (c->dispatching)
 		return -EBUSY;
-	if (c->dead)
+	if (c->dead && !lzm_resuming(c))
 		return c->rd_done ? -ENOTCONN : recv_drain(c, &k);
 	zm_enc_u64(body, c->next_token);
 	r = lzm_queue(c, type, body, len);
@@ -664,6 +716,7 @@ ZM_EXPORT int zm_targets(struct zm_client *c, int timeout_ms, uint32_t limit, ch
 
 	if (!c || !ret_text)
 		return -EINVAL;
+	c->text_limit = limit;   /* to ask again after a reconnection */
 	return recv_text_request(c, ZM_REC_TARGETS, ZM_REC_TARGETS_REPLY, body,
 				 zm_enc_targets(body, &m), timeout_ms, ret_text, on_down, userdata);
 }

@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "refset.h"
 
@@ -26,9 +27,14 @@ static size_t refset_slot(uint64_t ref, size_t cap)
 static int refset_resize(struct lzm_refset *s, size_t new_cap)
 {
 	uint64_t *slots = calloc(new_cap, sizeof(*slots));
+	struct lzm_refval *vals = NULL;
 
 	if (!slots)
 		return -ENOMEM;
+	if (s->with_vals && !(vals = calloc(new_cap, sizeof(*vals)))) {
+		free(slots);
+		return -ENOMEM;
+	}
 	for (size_t i = 0; i < s->cap; i++) {
 		uint64_t ref = s->slots[i];
 		size_t j;
@@ -38,11 +44,20 @@ static int refset_resize(struct lzm_refset *s, size_t new_cap)
 		for (j = refset_slot(ref, new_cap); slots[j]; j = (j + 1) & (new_cap - 1))
 			;
 		slots[j] = ref;
+		if (vals)
+			vals[j] = s->vals[i];
 	}
 	free(s->slots);
+	free(s->vals);
 	s->slots = slots;
+	s->vals = vals;
 	s->cap = new_cap;
 	return 0;
+}
+
+void lzm_refset_use_vals(struct lzm_refset *s)
+{
+	s->with_vals = true;
 }
 
 /* The slot holding ref, or the empty slot where it would go. */
@@ -53,6 +68,16 @@ static size_t refset_find(const struct lzm_refset *s, uint64_t ref)
 	while (s->slots[i] && s->slots[i] != ref)
 		i = (i + 1) & (s->cap - 1);
 	return i;
+}
+
+struct lzm_refval *lzm_refset_val(const struct lzm_refset *s, uint64_t ref)
+{
+	size_t i;
+
+	if (!s->vals || s->count == 0 || ref == 0)
+		return NULL;
+	i = refset_find(s, ref);
+	return s->slots[i] == ref ? &s->vals[i] : NULL;
 }
 
 int lzm_refset_add(struct lzm_refset *s, uint64_t ref)
@@ -76,6 +101,8 @@ int lzm_refset_add(struct lzm_refset *s, uint64_t ref)
 	if (s->slots[i] == ref)
 		return 0;
 	s->slots[i] = ref;
+	if (s->vals)
+		memset(&s->vals[i], 0, sizeof(s->vals[i]));
 	s->count++;
 	return 1;
 }
@@ -107,6 +134,8 @@ bool lzm_refset_remove(struct lzm_refset *s, uint64_t ref)
 		if (((j - home) & mask) < ((j - i) & mask))
 			continue;
 		s->slots[i] = s->slots[j];
+		if (s->vals)
+			s->vals[i] = s->vals[j];
 		i = j;
 	}
 	s->slots[i] = 0;
@@ -123,7 +152,9 @@ void lzm_refset_free(struct lzm_refset *s)
 	if (!s)
 		return;
 	free(s->slots);
+	free(s->vals);
 	s->slots = NULL;
+	s->vals = NULL;
 	s->cap = 0;
 	s->count = 0;
 }

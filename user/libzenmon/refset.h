@@ -13,11 +13,41 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/*
+ * What the library knows of an active monitor's target, to bring it back
+ * after the agent restarts (resume.c). Kept beside each reference when the
+ * set was made with values (lzm_refset_use_vals()).
+ */
+struct lzm_refval {
+	uint64_t id;          /* LZM_ID_KNOWN: start ticks (process) or cookie (TCP);
+				 LZM_ID_PEND: the struct lzm_pend * */
+	uint32_t pid;
+	uint8_t kind;         /* ZM_TARGET_PROCESS, ZM_TARGET_TCP */
+	uint8_t state;        /* enum lzm_id_state */
+	uint16_t flags;       /* ZM_MONITORED_GONE with LZM_ID_KNOWN */
+};
+
 struct lzm_refset {
 	uint64_t *slots;      /* 0 = empty */
+	struct lzm_refval *vals; /* parallel to slots, or NULL: no values */
+	bool with_vals;
 	size_t cap;           /* a power of two, or 0 before the first add */
 	size_t count;
 };
+
+/* Keep a struct lzm_refval beside every reference (call before the first
+ * add). Values start zeroed. */
+void lzm_refset_use_vals(struct lzm_refset *s);
+/* ref's value, or NULL if ref is not in the set or the set has none. Valid
+ * until the next add or remove. */
+struct lzm_refval *lzm_refset_val(const struct lzm_refset *s, uint64_t ref);
+/* Slot i (0 <= i < cap) for walking the set: its ref (0 if empty) and value. */
+static inline uint64_t lzm_refset_slot(const struct lzm_refset *s, size_t i, struct lzm_refval **ret)
+{
+	if (ret)
+		*ret = s->vals ? &s->vals[i] : NULL;
+	return s->slots[i];
+}
 
 /* Add ref (nonzero). 1 if added, 0 if it was there, -ENOMEM. */
 int lzm_refset_add(struct lzm_refset *s, uint64_t ref);

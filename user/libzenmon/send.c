@@ -66,8 +66,12 @@ static uint64_t send_open_frame_pos(const struct zm_client *c)
 
 int lzm_queue(struct zm_client *c, uint16_t type, const void *body, size_t len)
 {
-	if (c->dead)
-		return -ENOTCONN;
+	/* Resuming: nothing goes out now. Monitors are sent again from the
+	 * active set once reconnected, and so is a SYNC, STATUS, STATS or
+	 * TARGETS still waited for (resume.c); a DEMONITOR has nothing left to
+	 * undo on an agent that never saw the monitor. */
+	if (c->dead || c->reconnecting)
+		return lzm_resuming(c) ? 0 : -ENOTCONN;
 	if (c->w.open && zm_frame_open_len(&c->w) + ZM_REC_HDR_LEN + len > c->max_frame)
 		zm_frame_end(&c->w);
 	return zm_frame_add(&c->w, type, body, len);
@@ -82,61 +86,88 @@ void lzm_maybe_flush(struct zm_client *c)
 }
 
 /*
+ * Queue one record that claims a passed fd (MONITOR_PIDFD, MONITOR_TCP by
+ * fd): fd is dup'd, and the dup rides with the frame that holds the record.
+ * Everything or nothing: on failure no record or fd is left behind.
+ */
+int lzm_queue_fd(struct zm_client *c, uint16_t type, const void *body, size_t len, int fd)
+{
+	uint64_t pos;
+	int dup_fd, r;
+
+	r = send_reserve_fd(c);
+	if (r < 0)
+		return r;
+	dup_fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	if (dup_fd < 0)
+		return -errno;
+	/* The open frame has not been sent (zm_flush() closes it first), so
+	 * its start can still carry fds: join it, unless it already carries as
+	 * many as one sendmsg() can. */
+	if (send_open_frame_pos(c) == c->fd_frame_pos && c->fd_frame_count >= LZM_MAX_FDS_PER_MSG)
+		zm_frame_end(&c->w);
+	r = lzm_queue(c, type, body, len);
+	if (r < 0) {
+		close(dup_fd);
+		return r;
+	}
+	/* lzm_queue() may still have opened a new frame (the open one was
+	 * full): the fd goes with whichever frame holds the record. */
+	pos = send_open_frame_pos(c);
+	if (pos != c->fd_frame_pos) {
+		c->fd_frame_pos = pos;
+		c->fd_frame_count = 0;
+	}
+	c->fds[c->fd_len].pos = pos;
+	c->fds[c->fd_len].fd = dup_fd;
+	c->fd_len++;
+	c->fd_frame_count++;
+	return 0;
+}
+
+/* What a new monitor names, for bringing it back after a restart (resume.c). */
+struct send_ident {
+	uint8_t kind;
+	enum lzm_id_state state;
+	uint32_t pid;
+	uint64_t id;
+	uint8_t by;                      /* MONITOR_TCP */
+	const struct zm_tcp_tuple *tuple;
+};
+
+/*
  * Queue one MONITOR record, whose body names reference c->next_ref, and make
- * that reference active. With fd >= 0 the record is one that claims a passed
- * fd (MONITOR_PIDFD, MONITOR_TCP by fd): fd is dup'd, and the dup rides with
- * the frame that holds the record. Everything or nothing: on failure no
- * reference, record or fd is left behind.
+ * that reference active, with what it names kept if the client resumes.
+ * With fd >= 0 the record claims a passed fd (lzm_queue_fd()). While the
+ * connection is coming back, nothing is queued: the monitor goes with the
+ * others once reconnected. Everything or nothing: on failure no reference,
+ * record or fd is left behind.
  */
 static int send_monitor(struct zm_client *c, uint16_t type, const void *body, size_t len, int fd,
-			uint64_t *ret_ref)
+			const struct send_ident *id, uint64_t *ret_ref)
 {
-	uint64_t ref = c->next_ref, pos;
-	int dup_fd = -1, r;
+	uint64_t ref = c->next_ref;
+	int r;
 
-	if (c->dead)
+	if (c->dead && !lzm_resuming(c))
 		return -ENOTCONN;
-	if (fd >= 0) {
-		r = send_reserve_fd(c);
-		if (r < 0)
-			return r;
-	}
 	r = lzm_refset_add(&c->active, ref);
 	if (r < 0)
 		return r;
-	if (fd >= 0) {
-		dup_fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-		if (dup_fd < 0) {
-			r = -errno;
-			lzm_refset_remove(&c->active, ref);
+	if (c->resumable) {
+		r = lzm_ident_set(c, ref, id->kind, id->pid, id->id, id->state, type, id->by, fd,
+				  id->tuple);
+		if (r < 0) {
+			lzm_ref_end(c, ref);
 			return r;
 		}
-		/* The open frame has not been sent (zm_flush() closes it
-		 * first), so its start can still carry fds: join it, unless it
-		 * already carries as many as one sendmsg() can. */
-		if (send_open_frame_pos(c) == c->fd_frame_pos &&
-		    c->fd_frame_count >= LZM_MAX_FDS_PER_MSG)
-			zm_frame_end(&c->w);
 	}
-	r = lzm_queue(c, type, body, len);
-	if (r < 0) {
-		if (dup_fd >= 0)
-			close(dup_fd);
-		lzm_refset_remove(&c->active, ref);
-		return r;
-	}
-	if (dup_fd >= 0) {
-		/* lzm_queue() may still have opened a new frame (the open one
-		 * was full): the fd goes with whichever frame holds the record. */
-		pos = send_open_frame_pos(c);
-		if (pos != c->fd_frame_pos) {
-			c->fd_frame_pos = pos;
-			c->fd_frame_count = 0;
+	if (!lzm_resuming(c)) {
+		r = fd >= 0 ? lzm_queue_fd(c, type, body, len, fd) : lzm_queue(c, type, body, len);
+		if (r < 0) {
+			lzm_ref_end(c, ref);
+			return r;
 		}
-		c->fds[c->fd_len].pos = pos;
-		c->fds[c->fd_len].fd = dup_fd;
-		c->fd_len++;
-		c->fd_frame_count++;
 	}
 	c->next_ref++;
 	if (ret_ref)
@@ -154,9 +185,18 @@ static int send_monitor_proc(struct zm_client *c, pid_t pid, uint32_t flags, uin
 		.flags = flags,
 		.start_ticks = start_ticks,
 	};
+	/* By pid and start time the target is named exactly; by pid alone
+	 * the agent says which process it was (MONITORED). */
+	struct send_ident id = {
+		.kind = ZM_TARGET_PROCESS,
+		.state = flags & ZM_MON_START_TIME ? LZM_ID_KNOWN : LZM_ID_PID,
+		.pid = (uint32_t)pid,
+		.id = start_ticks,
+	};
 	uint8_t body[ZM_MONITOR_PROC_LEN];
 
-	return send_monitor(c, ZM_REC_MONITOR_PROC, body, zm_enc_monitor_proc(body, &m), -1, ret_ref);
+	return send_monitor(c, ZM_REC_MONITOR_PROC, body, zm_enc_monitor_proc(body, &m), -1, &id,
+			    ret_ref);
 }
 
 ZM_EXPORT int zm_monitor_pid(struct zm_client *c, pid_t pid, uint64_t *ret_ref)
@@ -176,22 +216,33 @@ ZM_EXPORT int zm_monitor_pid_start(struct zm_client *c, pid_t pid, uint64_t star
 ZM_EXPORT int zm_monitor_pidfd(struct zm_client *c, int pidfd, uint64_t *ret_ref)
 {
 	struct zm_monitor_pidfd m = { 0 };
+	struct send_ident id = { .kind = ZM_TARGET_PROCESS, .state = LZM_ID_PEND };
 	uint8_t body[ZM_MONITOR_PIDFD_LEN];
 
 	if (!c || pidfd < 0)
 		return -EINVAL;
 	m.ref = c->next_ref;
 	return send_monitor(c, ZM_REC_MONITOR_PIDFD, body, zm_enc_monitor_pidfd(body, &m), pidfd,
-			    ret_ref);
+			    &id, ret_ref);
 }
 
 /* MONITOR_TCP of any form; fd >= 0 for ZM_TCP_BY_FD. */
 static int send_monitor_tcp(struct zm_client *c, struct zm_monitor_tcp *m, int fd, uint64_t *ret_ref)
 {
 	uint8_t body[ZM_MONITOR_TCP_LEN];
+	/* A cookie names the socket exactly; an fd or a tuple waits for the
+	 * agent to say which socket (MONITORED). */
+	struct send_ident id = {
+		.kind = ZM_TARGET_TCP,
+		.state = m->by == ZM_TCP_BY_COOKIE ? LZM_ID_KNOWN : LZM_ID_PEND,
+		.id = m->cookie,
+		.by = m->by,
+		.tuple = m->by == ZM_TCP_BY_TUPLE ? &m->tuple : NULL,
+	};
 
 	m->ref = c->next_ref;
-	return send_monitor(c, ZM_REC_MONITOR_TCP, body, zm_enc_monitor_tcp(body, m), fd, ret_ref);
+	return send_monitor(c, ZM_REC_MONITOR_TCP, body, zm_enc_monitor_tcp(body, m), fd, &id,
+			    ret_ref);
 }
 
 ZM_EXPORT int zm_monitor_tcp_fd(struct zm_client *c, int sockfd, uint64_t *ret_ref)
@@ -247,15 +298,16 @@ ZM_EXPORT int zm_demonitor(struct zm_client *c, uint64_t ref, unsigned int flags
 
 	if (!c || (flags & ~ZM_DEMONITOR_FLUSH))
 		return -EINVAL;
-	if (c->dead)
+	if (c->dead && !lzm_resuming(c))
 		return -ENOTCONN;
 	if (!lzm_refset_contains(&c->active, ref))
 		return -ENOENT;
 	r = lzm_queue(c, ZM_REC_DEMONITOR, body, zm_enc_demonitor(body, &m));
 	if (r < 0)
 		return r;
-	/* From here on a DOWN for ref, even one already read, is dropped. */
-	lzm_refset_remove(&c->active, ref);
+	/* From here on a DOWN for ref, even one already read, is dropped; and
+	 * a reconnection does not bring it back. */
+	lzm_ref_end(c, ref);
 	lzm_maybe_flush(c);
 	return 0;
 }
@@ -342,8 +394,8 @@ ZM_EXPORT int zm_flush(struct zm_client *c)
 
 	if (!c)
 		return -EINVAL;
-	if (c->dead)
-		return -ENOTCONN;
+	if (c->dead || c->reconnecting)
+		return lzm_resuming(c) ? 0 : -ENOTCONN; /* kept for the next connection */
 	r = send_all(c);
 	c->autoflush_mark = zm_buf_pending(&c->out);
 	return r;

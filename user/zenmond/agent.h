@@ -11,12 +11,15 @@
 #include <sys/socket.h>
 
 #include "zenmon/proto.h"
+#include "access.h"
 #include "dispatch.h"
 #include "kwatch.h"
 #include "loop.h"
 #include "metrics.h"
+#include "priv.h"
 #include "registry.h"
 
+struct adopt;
 struct client;
 struct pending_exit;
 struct metrics_http;
@@ -37,7 +40,21 @@ struct agent_opts {
 	uint32_t max_queued;          /* disconnect a subscriber with more DOWNs waiting, 0 = no cap */
 	const char *metrics_listen;   /* --metrics-listen HOST:PORT; NULL: no HTTP listener */
 	int log_level;                /* enum log_level */
+	/* Access (access.h, priv.h). */
+	uint32_t socket_uid;          /* owner of the socket file */
+	uint32_t socket_gid;          /* its group */
+	bool socket_owner_set, socket_group_set, socket_mode_set; /* given, not defaults */
+	struct priv_opts run_as;      /* user: who the agent runs as after set-up */
+	struct access_ids allow_uids; /* may monitor any target, like root */
+	struct access_ids allow_groups;
+	struct access_quotas quotas;
+	/* Stop reading a subscriber's requests while more than this many bytes
+	 * of its answers wait unsent (0: AGENT_DEFAULT_QUEUED_BYTES). */
+	uint32_t max_queued_bytes;
+	uint32_t adopt_timeout_s;     /* keep inherited watches this long for returning clients */
 };
+
+#define AGENT_DEFAULT_QUEUED_BYTES (4U << 20)
 
 struct agent {
 	struct agent_opts opts;
@@ -61,7 +78,19 @@ struct agent {
 	struct client *clients;           /* all connections */
 	struct client *dirty;             /* clients with output to send */
 	struct pending_exit *pending;     /* targets caught mid-exit, waited on by pidfd */
+	struct adopt *adopt;              /* watches inherited from the previous agent (adopt.c) */
+	/* Stopping: kernel watches stay for the next agent, whatever the
+	 * registry lets go of (monitor_forget_kernel()). */
+	bool stopping;
+	/* The request being handled wants a MONITORED for this ref, 0 if none
+	 * (monitor_confirm()). */
+	uint64_t confirm_ref;
 	struct pid_hint *pid_hints;       /* pid -> the identity last resolved (monitor.c) */
+
+	struct access_table access;       /* connections and monitors per uid (access.h) */
+	/* A zombie's exit status is readable (CAP_SYS_PTRACE, priv.c): else
+	 * /proc shows 0 for it, and a zombie found at MONITOR is noproc. */
+	bool zombie_status_readable;
 
 	struct metrics metrics;           /* what the agent counts (metrics.h) */
 	struct metrics_http *http;        /* the /metrics listener, if any */
@@ -86,12 +115,19 @@ uint64_t agent_now_ns(int clock_id);
 /* ---- server.c: the listening socket -------------------------------------- */
 
 /* Create the socket directory and the socket (refusing a path a live agent
- * holds, replacing a stale file). Logs and returns -errno. */
+ * holds, replacing a stale file), with the configured owner, group and
+ * mode. Logs and returns -errno. */
 int server_listen(struct agent *a);
 void server_close(struct agent *a);
 
 /* ---- client.c: one connection -------------------------------------------- */
 
+/*
+ * Take a new connection: its credentials (SO_PEERCRED, SO_PEERGROUPS) decide
+ * what it may monitor. A connection past its uid's max-connections-per-uid
+ * gets ERROR ENOSPC and is closed here (0 all the same). -errno when it
+ * cannot be taken (the caller closes fd).
+ */
 int client_accept(struct agent *a, int fd);
 /* Queue one record for the client (the before-sleep hook sends it). */
 int client_queue(struct client *c, uint16_t type, const void *body, size_t len);
@@ -103,6 +139,18 @@ void client_error(struct client *c, uint64_t ref, uint16_t request, int code,
 /* Take the oldest fd the client passed with SCM_RIGHTS; -1 if none. */
 int client_take_fd(struct client *c);
 struct reg_sub *client_sub(const struct client *c);
+/* Did the client's HELLO ask for MONITORED records (ZM_HELLO_RESUMABLE)? */
+bool client_resumable(const struct client *c);
+/* The peer's uid (SO_PEERCRED), and whether it may monitor any target
+ * (root, allow-uids, allow-groups: access.h). */
+uint32_t client_uid(const struct client *c);
+bool client_unrestricted(const struct client *c);
+/* May c add one more monitor (its and its uid's quotas)? On false the
+ * client has its ERROR ENOSPC. */
+bool client_monitor_quota(struct client *c, uint64_t ref, uint16_t request);
+/* After a reload: apply allow-uids, allow-groups and the request rate to
+ * every connected subscriber. */
+void client_apply_access(struct agent *a);
 /* Send what is queued, for every client with output. */
 void client_flush_all(struct agent *a);
 /* The dispatcher's and the registry's hooks (client.c). */
@@ -126,8 +174,8 @@ int client_status_lines(struct agent *a, struct zm_buf *out, size_t max_len);
 void monitor_proc(struct agent *a, struct client *c, const struct zm_monitor_proc *m);
 void monitor_pidfd(struct agent *a, struct client *c, const struct zm_monitor_pidfd *m, int pidfd);
 void monitor_demonitor(struct agent *a, struct client *c, const struct zm_demonitor *m);
-/* The checks every MONITOR request shares (ref nonzero and free); on
- * failure the client has its ERROR. */
+/* The checks every MONITOR request shares (ref nonzero and free, the
+ * client's monitor quotas); on failure the client has its ERROR. */
 bool monitor_check_ref(struct agent *a, struct client *c, uint64_t ref, uint16_t request);
 /* Fire a target: its monitors become queued DOWNs like d. false when out of
  * memory (nothing changed; a rescan is scheduled). */
@@ -136,6 +184,28 @@ bool monitor_fire(struct agent *a, const struct reg_key *key, const struct zm_do
  * no live target of that identity exists, fire it at once with d. */
 void monitor_queue_gone(struct agent *a, struct client *c, uint64_t ref, const struct reg_key *key,
 			const struct zm_down *d, uint16_t request);
+/*
+ * Tell a resumable client (client_resumable()) which target a monitor it
+ * named without identity (a pid alone, a pidfd, a socket fd or tuple) has:
+ * a MONITORED record, so that it can bring the monitor back by identity
+ * after an agent restart. Only for the request being handled, if its
+ * handler set a->confirm_ref to ref. gone: the target did not exist (its
+ * DOWN is noproc or noconnection).
+ */
+void monitor_confirm(struct agent *a, struct client *c, uint64_t ref, const struct reg_key *key,
+		     bool gone);
+/*
+ * A target's kernel watch is no longer needed by the registry: delete it,
+ * unless the agent is stopping (the next agent adopts it) or the watch is
+ * an adopted one still kept for returning clients (adopt.c).
+ */
+void monitor_forget_kernel(struct agent *a, const struct reg_key *key);
+/*
+ * The kernel reports a target's death (ring-buffer record or map scan):
+ * fire its monitors, and keep the FIRED watch until their DOWNs are sent
+ * (monitor_released()), or for the adoption period.
+ */
+void monitor_kernel_death(struct agent *a, const struct reg_key *key, const struct zm_down *d);
 uint64_t monitor_boot_to_realtime(uint64_t boot_ns);
 
 /* ---- monitor_tcp.c: TCP connection monitors ------------------------------ */
@@ -145,9 +215,35 @@ void monitor_on_tcp_event(void *ctx, const struct zm_tcp_event *ev);
 
 /* kwatch's event callback: a watched process died. */
 void monitor_on_kernel_event(void *ctx, const struct zm_event *ev);
-/* The registry's unwatch callback. */
+/* The registry's unwatch and released callbacks. */
 void monitor_unwatch(void *ctx, const struct reg_key *key);
+void monitor_released(void *ctx, const struct reg_key *key);
 void monitor_free_pending(struct agent *a);
+
+/* ---- adopt.c: watches inherited from the previous agent ------------------ */
+
+/*
+ * After kwatch_open(), before the socket listens: if the maps were
+ * inherited, take every watch in them as adopted for opts.adopt_timeout_s
+ * (a timer then calls adopt_expire()). 0 or -errno (logged).
+ */
+int adopt_load(struct agent *a);
+/* A new registry target for key: an adopted armed watch of it is the
+ * registry's from now on. */
+void adopt_claim(struct agent *a, const struct reg_key *key);
+/* The death recorded for an adopted key, as a DOWN (ref 0); false if none. */
+bool adopt_death(struct agent *a, const struct reg_key *key, struct zm_down *ret);
+/* key died (d): remember it for monitors brought back later, if adopted.
+ * true when the kernel watch is the adoption's (not to be deleted now). */
+bool adopt_note_death(struct agent *a, const struct reg_key *key, const struct zm_down *d);
+/* Is key's kernel watch held by the adoption? */
+bool adopt_owns(struct agent *a, const struct reg_key *key);
+/* Adopted watches still kept (0 once the period is over). */
+size_t adopt_count(const struct agent *a);
+/* End the period: delete the kernel watches nobody claimed, free. */
+void adopt_expire(struct agent *a);
+/* Free without touching the kernel (on the way out). NULL-safe. */
+void adopt_free(struct agent *a);
 
 /* ---- status.c ------------------------------------------------------------ */
 

@@ -16,12 +16,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <linux/capability.h>
+
 #include "agent.h"
 #include "log.h"
 
 #define CLIENT_READ_CHUNK (64U * 1024)
 #define CLIENT_READ_BUDGET (1U << 20)      /* bytes per wakeup, for fairness */
-#define CLIENT_OUT_HIGH (4U << 20)          /* stop reading requests above this */
 #define CLIENT_OUT_WRITABLE (256U * 1024)   /* give it more DOWNs only below this */
 #define CLIENT_MAX_FDS 1024U               /* received and not yet claimed */
 #define CLIENT_CMSG_FDS 253                 /* SCM_MAX_FD */
@@ -39,6 +40,7 @@ struct client {
 	struct client *dirty_next;         /* a->dirty */
 	bool dirty;
 	bool hello_done;
+	bool resumable;                    /* HELLO asked for MONITORED records */
 	bool closing;                      /* send what is queued, then close */
 	bool want_write;
 	uint32_t events;                   /* what the loop watches now */
@@ -48,6 +50,13 @@ struct client {
 	unsigned int fd_head, fd_count;
 	char name[ZM_NAME_MAX + 1];
 	uint64_t downs_sent;
+	/* Who is at the other end, and what it may do (access.h). */
+	struct ucred cred;                 /* SO_PEERCRED: at connect() */
+	uint32_t *groups;                  /* SO_PEERGROUPS: supplementary groups */
+	size_t ngroups;
+	bool unrestricted;                 /* may monitor any target */
+	struct access_uid *acct;           /* its uid's connections and monitors */
+	struct access_rate rate;           /* its requests per second */
 };
 
 static void client_on_events(struct loop_source *src, uint32_t events);
@@ -55,6 +64,21 @@ static void client_on_events(struct loop_source *src, uint32_t events);
 struct reg_sub *client_sub(const struct client *c)
 {
 	return c->sub;
+}
+
+bool client_resumable(const struct client *c)
+{
+	return c->resumable;
+}
+
+uint32_t client_uid(const struct client *c)
+{
+	return (uint32_t)c->cred.uid;
+}
+
+bool client_unrestricted(const struct client *c)
+{
+	return c->unrestricted;
 }
 
 static void client_mark_dirty(struct client *c)
@@ -141,11 +165,19 @@ int client_take_fd(struct client *c)
 	return fd;
 }
 
+static size_t client_out_high(const struct agent *a)
+{
+	return a->opts.max_queued_bytes ? a->opts.max_queued_bytes : AGENT_DEFAULT_QUEUED_BYTES;
+}
+
 static void client_update_events(struct client *c)
 {
 	uint32_t ev = 0;
 
-	if (!c->closing && zm_buf_pending(&c->out) < CLIENT_OUT_HIGH)
+	/* Answers piling up unsent: stop taking requests until it reads
+	 * (max-queued-bytes-per-subscriber). Not refused with errors: an
+	 * ERROR is more bytes for a client that does not read. */
+	if (!c->closing && zm_buf_pending(&c->out) < client_out_high(c->a))
 		ev |= EPOLLIN;
 	if (c->want_write)
 		ev |= EPOLLOUT;
@@ -153,8 +185,100 @@ static void client_update_events(struct client *c)
 		c->events = ev;
 }
 
+/* The peer's supplementary groups (SO_PEERGROUPS), malloc'd; NULL and 0
+ * when it has none. 0 or -errno. */
+static int client_peer_groups(int fd, uint32_t **ret, size_t *ret_n)
+{
+	gid_t small[32], *g = small;
+	socklen_t len = sizeof(small);
+	uint32_t *out;
+	size_t n;
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, g, &len) < 0) {
+		/* ERANGE: len now says how much it takes. */
+		if (errno != ERANGE || !(g = malloc(len)))
+			return errno == ERANGE ? -ENOMEM : -errno;
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, g, &len) < 0) {
+			int r = -errno;
+
+			free(g);
+			return r;
+		}
+	}
+	n = len / sizeof(gid_t);
+	out = n ? malloc(n * sizeof(*out)) : NULL;
+	if (n && !out) {
+		if (g != small)
+			free(g);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < n; i++)
+		out[i] = (uint32_t)g[i];
+	if (g != small)
+		free(g);
+	*ret = out;
+	*ret_n = n;
+	return 0;
+}
+
+/*
+ * Refuse a connection before it starts: one ERROR ENOSPC, straight into the
+ * fresh socket (which has room for one small frame), then close. What the
+ * client sent meanwhile (its HELLO) is read and dropped first, so that it
+ * reads the ERROR and end-of-file rather than a reset.
+ */
+static void client_refuse(struct agent *a, int fd, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void client_refuse(struct agent *a, int fd, const char *fmt, ...)
+{
+	struct zm_error e = { .code = ENOSPC };
+	uint8_t body[ZM_ERROR_LEN + ZM_MSG_MAX], junk[4096];
+	struct zm_frame_writer w;
+	struct zm_buf out = { 0 };
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(e.message, sizeof(e.message), fmt, ap);
+	va_end(ap);
+	log_debug("refused a connection: %s", e.message);
+	metrics_error(&a->metrics, ENOSPC);
+	zm_frame_writer_init(&w, &out);
+	if (zm_frame_add(&w, ZM_REC_ERROR, body, zm_enc_error(body, &e)) == 0) {
+		zm_frame_end(&w);
+		if (send(fd, zm_buf_head(&out), zm_buf_pending(&out), MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+			log_debug("could not tell a refused client why: %s", strerror(errno));
+	}
+	zm_buf_free(&out);
+	for (int i = 0; i < 16 && recv(fd, junk, sizeof(junk), MSG_DONTWAIT) > 0; i++)
+		;
+	close(fd);
+}
+
+/* Who is at the other end and what it may do. 0, or -errno. */
+static int client_identify(struct client *c, int fd)
+{
+	const struct agent_opts *o = &c->a->opts;
+	socklen_t len = sizeof(c->cred);
+	struct access_peer peer;
+	int r;
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &c->cred, &len) < 0)
+		return -errno;
+	r = client_peer_groups(fd, &c->groups, &c->ngroups);
+	if (r < 0)
+		return r;
+	peer = (struct access_peer){ .uid = (uint32_t)c->cred.uid, .gid = (uint32_t)c->cred.gid,
+				     .groups = c->groups, .ngroups = c->ngroups };
+	c->unrestricted = access_unrestricted(&peer, &o->allow_uids, &o->allow_groups);
+	access_rate_init(&c->rate,
+			 access_quota_exempt(client_uid(c)) ? 0 : o->quotas.requests_per_second,
+			 agent_now_ns(CLOCK_MONOTONIC));
+	return 0;
+}
+
 int client_accept(struct agent *a, int fd)
 {
+	const struct access_quotas *q = &a->opts.quotas;
 	struct client *c = calloc(1, sizeof(*c));
 	int r;
 
@@ -163,27 +287,166 @@ int client_accept(struct agent *a, int fd)
 	c->a = a;
 	c->src.fd = fd;
 	c->src.fn = client_on_events;
-	c->sub = registry_sub_new(a->reg, c);
-	if (!c->sub) {
+	r = client_identify(c, fd);
+	if (r < 0) {
+		log_warn("cannot tell who a new client is (SO_PEERCRED, SO_PEERGROUPS): %s; closing it",
+			 strerror(-r));
+		free(c->groups);
+		free(c);
+		close(fd);
+		return 0;
+	}
+	c->acct = access_uid_get(&a->access, client_uid(c));
+	if (!c->acct) {
+		free(c->groups);
 		free(c);
 		return -ENOMEM;
 	}
+	if (!access_quota_exempt(client_uid(c)) && q->connections_per_uid &&
+	    c->acct->connections >= q->connections_per_uid) {
+		client_refuse(a, fd, "uid %u already has %u connections, its limit "
+			      "(max-connections-per-uid): close one first",
+			      client_uid(c), c->acct->connections);
+		access_uid_release(&a->access, c->acct);
+		free(c->groups);
+		free(c);
+		return 0;
+	}
+	c->sub = registry_sub_new(a->reg, c);
+	if (!c->sub) {
+		access_uid_release(&a->access, c->acct);
+		free(c->groups);
+		free(c);
+		return -ENOMEM;
+	}
+	registry_sub_set_counter(c->sub, &c->acct->monitors);
 	zm_frame_writer_init(&c->w, &c->out);
 	strcpy(c->name, "-");
 	c->events = EPOLLIN;
 	r = loop_add(a->loop, &c->src, c->events);
 	if (r < 0) {
 		registry_sub_free(a->reg, c->sub);
+		access_uid_release(&a->access, c->acct);
+		free(c->groups);
 		free(c);
 		return r;
 	}
+	c->acct->connections++;
 	c->next = a->clients;
 	if (a->clients)
 		a->clients->prev = c;
 	a->clients = c;
 	a->metrics.subscribers_connected++;
-	log_debug("client %llu connected", (unsigned long long)registry_sub_id(c->sub));
+	log_debug("client %llu connected: pid %d uid %u gid %u%s",
+		  (unsigned long long)registry_sub_id(c->sub), (int)c->cred.pid, client_uid(c),
+		  (unsigned)c->cred.gid, c->unrestricted ? " (unrestricted)" : "");
 	return 0;
+}
+
+bool client_monitor_quota(struct client *c, uint64_t ref, uint16_t request)
+{
+	const struct access_quotas *q = &c->a->opts.quotas;
+
+	if (access_quota_exempt(client_uid(c)))
+		return true;
+	switch (access_monitor_quota(q, registry_sub_held(c->sub), c->acct->monitors)) {
+	case ACCESS_OK:
+		return true;
+	case ACCESS_SUBSCRIBER_FULL:
+		client_error(c, ref, request, ENOSPC,
+			     "this connection holds %zu monitors (armed, or DOWNs not yet read), its "
+			     "limit (max-monitors-per-subscriber): demonitor some or read its DOWNs first",
+			     registry_sub_held(c->sub));
+		return false;
+	case ACCESS_UID_FULL:
+		client_error(c, ref, request, ENOSPC,
+			     "uid %u holds %zu monitors over all its connections, its limit "
+			     "(max-monitors-per-uid): demonitor some first",
+			     client_uid(c), c->acct->monitors);
+		return false;
+	}
+	return false;
+}
+
+/*
+ * One request's token from the client's rate (max-requests-per-second).
+ * Over it, the request gets ERROR EAGAIN with its ref (or token) and is
+ * otherwise ignored; an fd it came with is used up, so that the next
+ * fd-carrying record still gets its own. SYNC and DEMONITOR are never
+ * refused: one costs no more than its refusal would and clients wait on
+ * it, the other frees what the quotas count. A record too short to decode
+ * goes on, to be refused for that.
+ */
+static bool client_admit(struct client *c, const struct zm_record *rec)
+{
+	union {
+		struct zm_monitor_proc proc;
+		struct zm_monitor_pidfd pidfd;
+		struct zm_monitor_tcp tcp;
+		struct zm_targets targets;
+	} m;
+	uint64_t ref;
+	int fd = -1;
+
+	switch (rec->type) {
+	case ZM_REC_MONITOR_PROC:
+		if (zm_dec_monitor_proc(rec, &m.proc) < 0)
+			return true;
+		ref = m.proc.ref;
+		break;
+	case ZM_REC_MONITOR_PIDFD:
+		if (zm_dec_monitor_pidfd(rec, &m.pidfd) < 0)
+			return true;
+		ref = m.pidfd.ref;
+		break;
+	case ZM_REC_MONITOR_TCP:
+		if (zm_dec_monitor_tcp(rec, &m.tcp) < 0)
+			return true;
+		ref = m.tcp.ref;
+		break;
+	case ZM_REC_TARGETS:
+		if (zm_dec_targets(rec, &m.targets) < 0)
+			return true;
+		ref = m.targets.token;
+		break;
+	case ZM_REC_STATUS:
+	case ZM_REC_STATS:
+		if (zm_dec_u64(rec, &ref) < 0)
+			return true;
+		break;
+	default:
+		return true; /* SYNC, DEMONITOR, or not a request at all */
+	}
+	if (access_rate_take(&c->rate, agent_now_ns(CLOCK_MONOTONIC)))
+		return true;
+	if (rec->type == ZM_REC_MONITOR_PIDFD ||
+	    (rec->type == ZM_REC_MONITOR_TCP && m.tcp.by == ZM_TCP_BY_FD))
+		fd = client_take_fd(c);
+	if (fd >= 0)
+		close(fd);
+	client_error(c, ref, rec->type, EAGAIN,
+		     "over this connection's %u requests per second (max-requests-per-second): "
+		     "send it again later", c->rate.rate);
+	return false;
+}
+
+void client_apply_access(struct agent *a)
+{
+	const struct agent_opts *o = &a->opts;
+	uint64_t now = agent_now_ns(CLOCK_MONOTONIC);
+
+	for (struct client *c = a->clients; c; c = c->next) {
+		struct access_peer peer = {
+			.uid = client_uid(c), .gid = (uint32_t)c->cred.gid,
+			.groups = c->groups, .ngroups = c->ngroups,
+		};
+		uint32_t rate = access_quota_exempt(client_uid(c)) ? 0 : o->quotas.requests_per_second;
+
+		c->unrestricted = access_unrestricted(&peer, &o->allow_uids, &o->allow_groups);
+		if (rate != c->rate.rate)
+			access_rate_init(&c->rate, rate, now);
+		client_update_events(c); /* max-queued-bytes-per-subscriber may have moved */
+	}
 }
 
 void client_close(struct client *c, const char *why)
@@ -201,6 +464,9 @@ void client_close(struct client *c, const char *why)
 		close(client_take_fd(c));
 	/* Its monitors go, and with them every kernel watch nobody else needs. */
 	registry_sub_free(a->reg, c->sub);
+	c->acct->connections--;
+	access_uid_release(&a->access, c->acct);
+	free(c->groups);
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -365,6 +631,9 @@ static void client_hello(struct client *c, const struct zm_record *rec)
 	}
 	client_set_limits(c, &h, &w);
 	snprintf(w.agent_version, sizeof(w.agent_version), "zenmond %s", ZENMON_VERSION);
+	/* The flags we honour; the others are ignored (PROTOCOL.md). */
+	c->resumable = h.flags & ZM_HELLO_RESUMABLE;
+	w.flags = h.flags & ZM_HELLO_RESUMABLE;
 	c->hello_done = true;
 	client_queue(c, ZM_REC_WELCOME, body, zm_enc_welcome(body, &w));
 	log_debug("client %llu says hello as \"%s\"", (unsigned long long)registry_sub_id(c->sub), c->name);
@@ -385,6 +654,8 @@ static void client_record(struct client *c, const struct zm_record *rec)
 				     zm_rec_type_name(rec->type), rec->type);
 		return;
 	}
+	if (!client_admit(c, rec))
+		return;
 
 	switch (rec->type) {
 	case ZM_REC_MONITOR_PROC: {
@@ -706,18 +977,25 @@ void client_on_queued(void *ctx, struct reg_sub *s)
 	}
 }
 
-/* Let the socket take n more bytes than it holds now (root may force it). */
+/*
+ * Let the socket take n more bytes than it holds now. Past net.core.wmem_max
+ * only SO_SNDBUFFORCE can, with CAP_NET_ADMIN, which the agent keeps
+ * permitted but raises for this call alone (priv.c).
+ */
 static void client_grow_sndbuf(struct client *c, size_t n)
 {
-	int cur = 0, want;
+	int cur = 0, want, raised;
 	socklen_t len = sizeof(cur);
 
 	if (getsockopt(c->src.fd, SOL_SOCKET, SO_SNDBUF, &cur, &len) < 0)
 		return;
 	/* The kernel doubles what it is given and reports the doubled value. */
 	want = cur / 2 + (int)n + 4096;
-	if (setsockopt(c->src.fd, SOL_SOCKET, SO_SNDBUFFORCE, &want, sizeof(want)) < 0)
+	raised = priv_raise(CAP_NET_ADMIN);
+	if (raised < 0 || setsockopt(c->src.fd, SOL_SOCKET, SO_SNDBUFFORCE, &want, sizeof(want)) < 0)
 		setsockopt(c->src.fd, SOL_SOCKET, SO_SNDBUF, &want, sizeof(want));
+	if (raised == 1)
+		priv_lower(CAP_NET_ADMIN);
 }
 
 /* Disconnect, after a last ERROR if the socket takes it whole. */

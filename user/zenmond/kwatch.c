@@ -29,6 +29,7 @@
 #include <linux/magic.h>
 
 #include <bpf/bpf.h>
+#include <bpf/btf.h>
 #include <bpf/libbpf.h>
 
 #include "zenmon.skel.h"
@@ -40,9 +41,18 @@
 #define KWATCH_BTF "/sys/kernel/btf/vmlinux"
 #define KWATCH_PRIV_HINT "run as root or grant CAP_BPF+CAP_PERFMON"
 
-/* What we pin, by map name; also what a dead agent may have left behind. */
+/*
+ * What we pin: the maps, by name, and a link per program, "link_" and the
+ * program's name (bpffs refuses names with a dot). A new link is pinned
+ * under its name with KWATCH_LINK_TMP appended and then renamed over the old
+ * one (kwatch_pin_links()); a leftover of that is removed at start.
+ */
 static const char *const kwatch_pin_names[] = { "zm_procs", "zm_tcp", "zm_events", "zm_stats" };
 #define KWATCH_NPINS (sizeof(kwatch_pin_names) / sizeof(kwatch_pin_names[0]))
+static const char *const kwatch_link_names[] = { "link_zm_process_exit", "link_zm_tcp_close",
+						 "link_zm_tcp_rst" };
+#define KWATCH_NLINKS (sizeof(kwatch_link_names) / sizeof(kwatch_link_names[0]))
+#define KWATCH_LINK_TMP "_new"
 
 struct kwatch {
 	struct zenmon_bpf *skel;
@@ -73,6 +83,10 @@ struct kwatch {
 	uint64_t wakeup_interval_ns;
 	int lock_fd;    /* the pin directory, flock()ed; -1 until we hold it */
 	char *pin_dir;
+
+	/* What kwatch_open() found pinned: maps reused, maps that did not fit
+	 * (created afresh), links of a previous agent's programs replaced. */
+	unsigned int maps_reused, maps_replaced, links_replaced;
 };
 
 /* ---- libbpf messages ---------------------------------------------------- */
@@ -376,23 +390,188 @@ static int kwatch_lock_dir(const char *pin_dir, int *ret_fd)
 }
 
 /*
- * We hold the lock, so any pin of ours in the directory belongs to an agent
- * that died without cleaning up. Left there, libbpf would reuse those maps
- * and we would inherit watches nobody monitors any more.
+ * We hold the lock, so no agent is running on this directory. What a
+ * previous one pinned stays and is reused (kwatch_check_pinned_maps(),
+ * kwatch_pin_links()), except a link pinned under a temporary name by an
+ * agent that died between pinning and renaming it: the link under the real
+ * name is the one that counts.
  */
-static int kwatch_remove_stale_pins(int dir_fd, const char *pin_dir)
+static int kwatch_remove_stale_tmp_links(int dir_fd, const char *pin_dir)
 {
-	for (size_t i = 0; i < KWATCH_NPINS; i++) {
-		if (unlinkat(dir_fd, kwatch_pin_names[i], 0) == 0) {
-			log_info("removed stale pin %s/%s left by a previous zenmond", pin_dir,
-				 kwatch_pin_names[i]);
+	char name[64];
+
+	for (size_t i = 0; i < KWATCH_NLINKS; i++) {
+		snprintf(name, sizeof(name), "%s" KWATCH_LINK_TMP, kwatch_link_names[i]);
+		if (unlinkat(dir_fd, name, 0) == 0) {
+			log_info("removed %s/%s, a link a previous zenmond pinned and did not finish "
+				 "putting in place", pin_dir, name);
 			continue;
 		}
 		if (errno == ENOENT)
 			continue;
-		log_error("cannot remove stale pin %s/%s: %s", pin_dir, kwatch_pin_names[i],
-			  strerror(errno));
+		log_error("cannot remove the leftover pin %s/%s: %s (remove it by hand: rm %s/%s)",
+			  pin_dir, name, strerror(errno), pin_dir, name);
 		return -errno;
+	}
+	return 0;
+}
+
+/*
+ * Are two BTF types the same layout? Same kind, size and name, and for a
+ * struct or union the same members (names, offsets, types), for an array
+ * the same length and element. Typedefs and qualifiers are looked through
+ * only where both sides have them: a rename of a typedef is a change too.
+ */
+static bool kwatch_btf_same(const struct btf *a, __u32 ia, const struct btf *b, __u32 ib, int depth)
+{
+	const struct btf_type *ta = btf__type_by_id(a, ia);
+	const struct btf_type *tb = btf__type_by_id(b, ib);
+	const char *na, *nb;
+
+	if (!ta || !tb || depth > 16)
+		return false;
+	if (btf_kind(ta) != btf_kind(tb) || btf_vlen(ta) != btf_vlen(tb))
+		return false;
+	na = btf__name_by_offset(a, ta->name_off);
+	nb = btf__name_by_offset(b, tb->name_off);
+	if (strcmp(na ? na : "", nb ? nb : "") != 0)
+		return false;
+	switch (btf_kind(ta)) {
+	case BTF_KIND_INT:
+		return ta->size == tb->size && btf_int_encoding(ta) == btf_int_encoding(tb) &&
+		       btf_int_bits(ta) == btf_int_bits(tb) && btf_int_offset(ta) == btf_int_offset(tb);
+	case BTF_KIND_ENUM:
+	case BTF_KIND_ENUM64:
+		return ta->size == tb->size;
+	case BTF_KIND_ARRAY:
+		return btf_array(ta)->nelems == btf_array(tb)->nelems &&
+		       kwatch_btf_same(a, btf_array(ta)->type, b, btf_array(tb)->type, depth + 1);
+	case BTF_KIND_STRUCT:
+	case BTF_KIND_UNION: {
+		const struct btf_member *ma = btf_members(ta), *mb = btf_members(tb);
+
+		if (ta->size != tb->size)
+			return false;
+		for (__u16 i = 0; i < btf_vlen(ta); i++) {
+			na = btf__name_by_offset(a, ma[i].name_off);
+			nb = btf__name_by_offset(b, mb[i].name_off);
+			if (strcmp(na ? na : "", nb ? nb : "") != 0 ||
+			    btf_member_bit_offset(ta, i) != btf_member_bit_offset(tb, i) ||
+			    btf_member_bitfield_size(ta, i) != btf_member_bitfield_size(tb, i) ||
+			    !kwatch_btf_same(a, ma[i].type, b, mb[i].type, depth + 1))
+				return false;
+		}
+		return true;
+	}
+	case BTF_KIND_TYPEDEF:
+	case BTF_KIND_VOLATILE:
+	case BTF_KIND_CONST:
+	case BTF_KIND_RESTRICT:
+		return kwatch_btf_same(a, ta->type, b, tb->type, depth + 1);
+	default:
+		return ta->size == tb->size;
+	}
+}
+
+/*
+ * Can the map pinned at fd serve as ours? The kernel's description must
+ * match the skeleton's (type, sizes, capacity, flags: what libbpf also
+ * checks), and so must the value's BTF type, member by member, because an
+ * upgrade may move fields without changing a size. Reading a map's BTF
+ * takes CAP_SYS_ADMIN (BPF_BTF_GET_FD_BY_ID); without it the sizes are all
+ * that is compared, and kern.h asks that a change of a field's meaning
+ * come with a change of its name or size. false with the difference in why.
+ */
+static bool kwatch_map_compatible(struct kwatch *k, const struct bpf_map *map, int fd, char *why,
+				  size_t whylen)
+{
+	struct bpf_map_info info;
+	__u32 len = sizeof(info);
+	struct btf *pinned_btf;
+	bool same;
+
+	memset(&info, 0, sizeof(info));
+	if (bpf_obj_get_info_by_fd(fd, &info, &len) < 0) {
+		snprintf(why, whylen, "cannot read it: %s", strerror(errno));
+		return false;
+	}
+	if (info.type != (__u32)bpf_map__type(map) || info.key_size != bpf_map__key_size(map) ||
+	    info.value_size != bpf_map__value_size(map) ||
+	    info.max_entries != bpf_map__max_entries(map) ||
+	    info.map_flags != bpf_map__map_flags(map)) {
+		snprintf(why, whylen,
+			 "type %u, key %u B, value %u B, %u entries, flags 0x%x; this zenmond's: "
+			 "type %u, key %u B, value %u B, %u entries, flags 0x%x",
+			 info.type, info.key_size, info.value_size, info.max_entries, info.map_flags,
+			 (unsigned int)bpf_map__type(map), bpf_map__key_size(map),
+			 bpf_map__value_size(map), bpf_map__max_entries(map), bpf_map__map_flags(map));
+		return false;
+	}
+	if (bpf_map__btf_value_type_id(map) == 0)
+		return true; /* the ring buffer: no value type to compare */
+	if (info.btf_id == 0 || info.btf_value_type_id == 0) {
+		snprintf(why, whylen, "it carries no BTF type for its values");
+		return false;
+	}
+	pinned_btf = btf__load_from_kernel_by_id(info.btf_id);
+	if (!pinned_btf) {
+		log_debug("cannot read the BTF of pinned map %s (%s): comparing its sizes only",
+			  bpf_map__name(map), strerror(errno));
+		return true;
+	}
+	same = kwatch_btf_same(pinned_btf, info.btf_value_type_id, bpf_object__btf(k->skel->obj),
+			       bpf_map__btf_value_type_id(map), 0);
+	btf__free(pinned_btf);
+	if (!same)
+		snprintf(why, whylen, "its value type is laid out differently (another zenmond version)");
+	return same;
+}
+
+/*
+ * Before the load: a map pinned by a previous agent is reused (libbpf finds
+ * it at the pin path and takes it instead of creating one), so the watches
+ * it holds and the exits the kernel recorded in it while no agent ran carry
+ * over. One that does not fit this agent's layout is unpinned, with a
+ * warning, and created afresh; its records are lost, and monitors that
+ * clients bring back for targets that died meanwhile get noproc.
+ */
+static int kwatch_check_pinned_maps(struct kwatch *k)
+{
+	struct bpf_map *maps[] = { k->skel->maps.zm_procs, k->skel->maps.zm_tcp,
+				   k->skel->maps.zm_events, k->skel->maps.zm_stats };
+	char why[256];
+	int fd;
+
+	for (size_t i = 0; i < sizeof(maps) / sizeof(maps[0]); i++) {
+		const char *path = bpf_map__pin_path(maps[i]);
+
+		fd = bpf_obj_get(path);
+		if (fd < 0) {
+			if (errno != ENOENT) {
+				log_error("cannot open %s, pinned by a previous zenmond: %s (remove it: "
+					  "zenmond --cleanup --pin-dir %s)",
+					  path, strerror(errno), k->pin_dir);
+				return -errno;
+			}
+			continue;
+		}
+		if (kwatch_map_compatible(k, maps[i], fd, why, sizeof(why))) {
+			k->maps_reused++;
+		} else {
+			log_warn("map %s, pinned by a previous zenmond, does not fit this one (%s): "
+				 "creating it afresh; what it recorded is lost, and monitors brought "
+				 "back for targets that died meanwhile get noproc",
+				 path, why);
+			if (unlink(path) < 0 && errno != ENOENT) {
+				int err = -errno;
+
+				log_error("cannot remove the old map %s: %s", path, strerror(-err));
+				close(fd);
+				return err;
+			}
+			k->maps_replaced++;
+		}
+		close(fd);
 	}
 	return 0;
 }
@@ -457,9 +636,64 @@ static void kwatch_on_attach_error(const char *what, int err)
 }
 
 /*
+ * Pin each new link over the one a previous agent left, if any, so that the
+ * programs stay attached when this agent stops or dies (exits that happen
+ * while no agent runs are still recorded in the maps) and a restart finds
+ * them. The order is what keeps exits from being lost in a handover:
+ *   1. the new programs are already attached (kwatch_attach()): from then
+ *      on an exit runs both the old program and the new one. They write into
+ *      the same reused maps, and the compare-and-swap on the watch's last
+ *      word (bpf/zenmon.bpf.c) lets exactly one of them fire it and submit
+ *      its record into the same ring;
+ *   2. the new link is pinned under a temporary name, and renamed over the
+ *      old pin: bpffs replaces the old pin atomically, and dropping it drops
+ *      the old link's last reference, which detaches the old program.
+ * At every moment one of the two programs is attached and pinned, whatever
+ * instant this agent dies at. bpf_link_update() would swap the program in
+ * place, but tracing links (tp_btf) do not support it (no update_prog in
+ * the kernel's tracing and raw_tp link ops as of 6.18), hence attach first,
+ * then drop. The old program's .bss (its exit generations, its last wakeup
+ * time) goes with it; this agent's hints use the new program's, which start
+ * at 0 (monitor.c's pid hints are per agent run, so nothing carries over).
+ */
+static int kwatch_pin_links(struct kwatch *k)
+{
+	struct bpf_link *links[] = { k->skel->links.zm_process_exit, k->skel->links.zm_tcp_close,
+				     k->skel->links.zm_tcp_rst };
+	char tmp[PATH_MAX], path[PATH_MAX];
+	int err;
+
+	_Static_assert(sizeof(links) / sizeof(links[0]) == KWATCH_NLINKS, "one pin name per link");
+	for (size_t i = 0; i < KWATCH_NLINKS; i++) {
+		if (snprintf(path, sizeof(path), "%s/%s", k->pin_dir, kwatch_link_names[i]) >=
+			    (int)sizeof(path) - (int)sizeof(KWATCH_LINK_TMP) ||
+		    snprintf(tmp, sizeof(tmp), "%s/%s" KWATCH_LINK_TMP, k->pin_dir,
+			     kwatch_link_names[i]) >= (int)sizeof(tmp)) {
+			log_error("cannot pin links under %s: the path is too long", k->pin_dir);
+			return -ENAMETOOLONG;
+		}
+		if (bpf_obj_pin(bpf_link__fd(links[i]), tmp) < 0) {
+			err = -errno;
+			log_error("cannot pin link %s: %s", tmp, strerror(-err));
+			return err;
+		}
+		if (access(path, F_OK) == 0)
+			k->links_replaced++;
+		if (rename(tmp, path) < 0) {
+			err = -errno;
+			log_error("cannot put link %s in place of %s: %s", tmp, path, strerror(-err));
+			unlink(tmp);
+			return err;
+		}
+	}
+	return 0;
+}
+
+/*
  * Attach program by program, so that a failure names its tracepoint. The
  * links go where the skeleton keeps them, so zenmon_bpf__detach() and
- * __destroy() release them.
+ * __destroy() release our references; the pins (kwatch_pin_links()) keep
+ * the programs attached after that.
  */
 static int kwatch_attach(struct kwatch *k)
 {
@@ -485,7 +719,7 @@ static int kwatch_attach(struct kwatch *k)
 		}
 		*progs[i].link = link;
 	}
-	return 0;
+	return kwatch_pin_links(k);
 }
 
 static void kwatch_on_proc_record(struct kwatch *k, const void *data, size_t size)
@@ -618,7 +852,7 @@ int kwatch_open(const struct kwatch_opts *opts, kwatch_event_fn on_event, void *
 	err = kwatch_lock_dir(k->pin_dir, &k->lock_fd);
 	if (err < 0)
 		goto cleanup;
-	err = kwatch_remove_stale_pins(k->lock_fd, k->pin_dir);
+	err = kwatch_remove_stale_tmp_links(k->lock_fd, k->pin_dir);
 	if (err < 0)
 		goto cleanup;
 
@@ -640,7 +874,12 @@ int kwatch_open(const struct kwatch_opts *opts, kwatch_event_fn on_event, void *
 		goto cleanup;
 	}
 
-	/* libbpf creates the maps, pins them where set above, and loads. */
+	err = kwatch_check_pinned_maps(k);
+	if (err < 0)
+		goto cleanup;
+
+	/* libbpf reuses the maps pinned where set above, creates and pins the
+	 * others, and loads. */
 	err = zenmon_bpf__load(k->skel);
 	if (err < 0) {
 		kwatch_log_load_error(err);
@@ -684,7 +923,12 @@ int kwatch_open(const struct kwatch_opts *opts, kwatch_event_fn on_event, void *
 		goto cleanup;
 	}
 
-	log_debug("kernel watch loaded: maps pinned under %s, wakeup interval %llu ns",
+	if (k->maps_reused || k->links_replaced)
+		log_info("took over from a previous zenmond in %s: %u of %zu maps reused (their "
+			 "watches and the exits recorded while no agent ran carry over), %u programs "
+			 "replaced",
+			 k->pin_dir, k->maps_reused, KWATCH_NPINS, k->links_replaced);
+	log_debug("kernel watch loaded: maps and links pinned under %s, wakeup interval %llu ns",
 		  k->pin_dir, (unsigned long long)k->wakeup_interval_ns);
 	*ret = k;
 	k = NULL;
@@ -995,39 +1239,113 @@ const char *kwatch_pin_dir(const struct kwatch *k)
 	return k->pin_dir;
 }
 
+bool kwatch_inherited(const struct kwatch *k)
+{
+	return k->maps_reused > 0;
+}
+
+/*
+ * The programs stay attached and the maps pinned (kwatch_pin_links() says
+ * why): only our references go. Records still in the ring buffer stay there
+ * too, for the next agent, which reuses the ring: nothing is drained here,
+ * because a record consumed now could only be dropped.
+ */
 void kwatch_close(struct kwatch *k)
 {
 	if (!k)
 		return;
 
-	if (k->skel) {
-		/* Detach first, so that the last drain sees every exit we reported. */
-		zenmon_bpf__detach(k->skel);
-		if (k->rb)
-			ring_buffer__consume(k->rb);
-	}
 	ring_buffer__free(k->rb);
 	if (k->rb_pos)
 		munmap(k->rb_pos, k->rb_pos_len);
 	zenmon_bpf__destroy(k->skel);
-
-	/*
-	 * Only the lock holder touches the directory: a kwatch_open() that lost
-	 * the lock must leave the running agent's pins alone.
-	 */
-	if (k->lock_fd >= 0) {
-		for (size_t i = 0; i < KWATCH_NPINS; i++)
-			if (unlinkat(k->lock_fd, kwatch_pin_names[i], 0) < 0 && errno != ENOENT)
-				log_warn("cannot remove pin %s/%s: %s", k->pin_dir,
-					 kwatch_pin_names[i], strerror(errno));
-		/* Another tool may keep pins of its own there: then leave it. */
-		if (rmdir(k->pin_dir) < 0 && errno != ENOTEMPTY && errno != EEXIST &&
-		    errno != ENOENT && errno != EBUSY)
-			log_warn("cannot remove pin directory %s: %s", k->pin_dir,
-				 strerror(errno));
+	if (k->lock_fd >= 0)
 		close(k->lock_fd);
-	}
 	free(k->percpu);
 	free(k->pin_dir);
 	free(k);
+}
+
+/* Unpin every map and link of ours in the locked directory dir_fd, then
+ * remove it if that left it empty. 0 or the last -errno (logged). */
+static int kwatch_unpin_all(int dir_fd, const char *pin_dir, unsigned int *ret_maps,
+			    unsigned int *ret_links)
+{
+	const char *names[KWATCH_NPINS + 2 * KWATCH_NLINKS];
+	char tmp[KWATCH_NLINKS][64];
+	size_t n = 0;
+	int err = 0;
+
+	for (size_t i = 0; i < KWATCH_NPINS; i++)
+		names[n++] = kwatch_pin_names[i];
+	for (size_t i = 0; i < KWATCH_NLINKS; i++) {
+		names[n++] = kwatch_link_names[i];
+		snprintf(tmp[i], sizeof(tmp[i]), "%s" KWATCH_LINK_TMP, kwatch_link_names[i]);
+		names[n++] = tmp[i];
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (unlinkat(dir_fd, names[i], 0) == 0) {
+			if (strncmp(names[i], "link_", 5) == 0)
+				(*ret_links)++;
+			else
+				(*ret_maps)++;
+			continue;
+		}
+		if (errno == ENOENT)
+			continue;
+		err = -errno;
+		log_error("cannot remove %s/%s: %s", pin_dir, names[i], strerror(-err));
+	}
+	/* Another tool may keep pins of its own there: then leave it. */
+	if (rmdir(pin_dir) < 0 && errno != ENOTEMPTY && errno != EEXIST && errno != ENOENT &&
+	    errno != EBUSY)
+		log_warn("cannot remove pin directory %s: %s", pin_dir, strerror(errno));
+	return err;
+}
+
+void kwatch_discard(struct kwatch *k)
+{
+	unsigned int maps = 0, links = 0;
+
+	if (!k || k->lock_fd < 0 || k->maps_reused || k->links_replaced)
+		return;
+	(void)kwatch_unpin_all(k->lock_fd, k->pin_dir, &maps, &links);
+}
+
+int kwatch_cleanup(const char *pin_dir)
+{
+	unsigned int maps = 0, links = 0;
+	int fd, err;
+
+	if (!pin_dir || !pin_dir[0])
+		return -EINVAL;
+	fd = open(pin_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0) {
+		err = -errno;
+		if (err == -ENOENT) {
+			log_info("nothing to clean up: %s does not exist", pin_dir);
+			return 0;
+		}
+		log_error("cannot open pin directory %s: %s", pin_dir, strerror(-err));
+		return err;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		err = -errno;
+		close(fd);
+		if (err == -EWOULDBLOCK) {
+			log_error("pin directory %s is in use by a running zenmond: stop it first, then "
+				  "run zenmond --cleanup again",
+				  pin_dir);
+			return -EBUSY;
+		}
+		log_error("cannot lock pin directory %s: %s", pin_dir, strerror(-err));
+		return err;
+	}
+	err = kwatch_unpin_all(fd, pin_dir, &maps, &links);
+	close(fd);
+	if (err == 0)
+		log_info("removed %u maps and %u program links pinned in %s: the kernel records no "
+			 "exit for zenmond until it starts again",
+			 maps, links, pin_dir);
+	return err;
 }

@@ -9,6 +9,7 @@
 #ifndef ZENMOND_KWATCH_H
 #define ZENMOND_KWATCH_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "zenmon/kern.h"
@@ -33,7 +34,11 @@ typedef void (*kwatch_tcp_fn)(void *ctx, const struct zm_tcp_event *ev);
 /*
  * Mount bpffs on /sys/fs/bpf if nothing is mounted there, take the pin
  * directory (an flock on it: a second agent on the same directory fails with
- * -EBUSY), remove pins a dead agent left, load, pin, attach.
+ * -EBUSY), load, attach, pin. Maps a previous agent pinned there are reused
+ * when their layout fits (their watches, and the exits the kernel recorded
+ * while no agent ran, carry over: see kwatch_inherited()), created afresh
+ * with a warning when it does not; the previous agent's programs are
+ * replaced by ours, attach first, detach after (kwatch.c says why).
  * Logs what went wrong and what to do (not root, no BTF, bpffs missing, ...)
  * and returns -errno.
  */
@@ -123,8 +128,30 @@ int kwatch_foreach_tcp(struct kwatch *k,
 uint64_t kwatch_wakeup_interval_ns(const struct kwatch *k);
 const char *kwatch_pin_dir(const struct kwatch *k);
 
-/* Drain what is left, detach, remove the pins and the directory if empty,
- * release the lock, free. NULL-safe. */
+/* Did kwatch_open() reuse maps a previous agent pinned? Their entries are
+ * watches nobody in this agent holds yet (the agent adopts them). */
+bool kwatch_inherited(const struct kwatch *k);
+
+/*
+ * Release the lock and free, leaving the programs attached and the maps,
+ * the ring buffer's unread records included, pinned for the next agent
+ * (kwatch_cleanup() removes them). NULL-safe.
+ */
 void kwatch_close(struct kwatch *k);
+
+/*
+ * An agent that failed to start: unpin what kwatch_open() created, unless it
+ * took over a previous agent's pins (those stay for the next). Call before
+ * kwatch_close(). NULL-safe.
+ */
+void kwatch_discard(struct kwatch *k);
+
+/*
+ * zenmond --cleanup: remove what agents pinned in pin_dir (maps and program
+ * links, so the programs detach and the maps are freed) and the directory
+ * if that leaves it empty. -EBUSY when a running agent holds it; 0 when
+ * there was nothing. Logs what it did or what went wrong.
+ */
+int kwatch_cleanup(const char *pin_dir);
 
 #endif

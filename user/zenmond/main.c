@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <grp.h>
 #include <limits.h>
 #include <signal.h>
 #include <stddef.h>
@@ -20,6 +21,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <linux/capability.h>
+
 #include "agent.h"
 #include "config.h"
 #include "log.h"
@@ -33,6 +36,16 @@
 #define MAX_BATCH_LIMIT 16384U
 #define DEFAULT_BATCH_WINDOW_US 1000U
 #define DISPATCH_MAX_BATCHES 64 /* per pass, before the loop looks at other events */
+#define DEFAULT_ADOPT_TIMEOUT_S 60 /* clients reconnect in well under a second */
+/* Access: the socket's group if it exists, and the quotas' defaults (each
+ * also written out in the help). */
+#define DEFAULT_SOCKET_GROUP "zenmon"
+#define DEFAULT_MONITORS_PER_SUBSCRIBER 100000
+#define DEFAULT_MONITORS_PER_UID 250000
+#define DEFAULT_CONNECTIONS_PER_UID 64
+#define DEFAULT_REQUESTS_PER_SECOND 50000
+#define STR_(x) #x
+#define STR(x) STR_(x)
 
 enum {
 	OPT_MAX_RATE = 0x100,
@@ -43,6 +56,18 @@ enum {
 	OPT_MAX_QUEUED,
 	OPT_CHECK_CONFIG,
 	OPT_METRICS_LISTEN,
+	OPT_SOCKET_OWNER,
+	OPT_SOCKET_GROUP,
+	OPT_USER,
+	OPT_ALLOW_UIDS,
+	OPT_ALLOW_GROUPS,
+	OPT_MAX_MONITORS_SUB,
+	OPT_MAX_MONITORS_UID,
+	OPT_MAX_CONNECTIONS_UID,
+	OPT_MAX_REQUESTS,
+	OPT_MAX_QUEUED_BYTES,
+	OPT_ADOPT_TIMEOUT,
+	OPT_CLEANUP,
 };
 
 static void usage(FILE *f)
@@ -57,17 +82,28 @@ static void usage(FILE *f)
 "Runs in the foreground and logs to standard error. Needs root, or CAP_BPF and\n"
 "CAP_PERFMON, with CAP_SYS_PTRACE to read the exit status of a process already\n"
 "dead when monitored and CAP_SYS_ADMIN to mount bpffs (dist/zenmond.service).\n"
+"Once set up it keeps only CAP_SYS_PTRACE, and CAP_NET_ADMIN raised for its one\n"
+"use, and with --user runs as that user.\n"
 "\n"
 "Options:\n"
 "  -s, --socket PATH         listen on PATH (default: $%s, else %s)\n"
 "  -p, --pin-dir DIR         pin the BPF maps under DIR, on a bpf filesystem\n"
 "                            (default: %s); inspect them with\n"
 "                            bpftool map dump pinned DIR/zm_procs\n"
-"  -m, --socket-mode MODE    permissions of the socket file, octal (default: 0666);\n"
-"                            whoever may open it may monitor any process\n"
 "  -w, --wakeup-interval US  at most one kernel wakeup of the agent per US\n"
 "                            microseconds under an exit storm (default: %llu);\n"
 "                            a lone exit always wakes it at once\n"
+"\n"
+"Restarts lose nothing: the BPF programs stay attached and the maps pinned\n"
+"while no agent runs, so the kernel records exits meanwhile. A new agent on\n"
+"the same pin dir takes them over, and clients (libzenmon reconnects by\n"
+"itself) bring their monitors back and get the DOWNs of what died.\n"
+"      --adopt-timeout SEC   keep the watches a previous agent left for SEC\n"
+"                            seconds for their clients to come back, then\n"
+"                            remove those nobody claimed (default: " STR(DEFAULT_ADOPT_TIMEOUT_S) ")\n"
+"      --cleanup             remove the programs and maps pinned under the pin\n"
+"                            dir (no agent may be running on it) and exit: the\n"
+"                            kernel stops recording exits for zenmond\n"
 "\n"
 "Delivery (each subscriber asks in its HELLO; these are the agent's caps and\n"
 "the values a subscriber gets when it asks for none):\n"
@@ -86,6 +122,46 @@ static void usage(FILE *f)
 "                            waiting (default: 0, no limit: a queue never\n"
 "                            holds more than the subscriber's monitors)\n"
 "\n"
+"Access (who may connect: the socket file's owner, group and mode; what a\n"
+"connection may monitor: checked on each request against its SO_PEERCRED):\n"
+"      --socket-owner USER   owner of the socket file (default: the user the\n"
+"                            agent runs as)\n"
+"      --socket-group GROUP  its group (default: " DEFAULT_SOCKET_GROUP " if that group\n"
+"                            exists, else the agent's)\n"
+"  -m, --socket-mode MODE    its permissions, octal (default: 0660 with the\n"
+"                            " DEFAULT_SOCKET_GROUP " group or a --socket-group, else 0600)\n"
+"      --allow-uids LIST     users (names or uids, comma-separated) who may\n"
+"                            monitor any process or socket, as root may; any\n"
+"                            other only processes it could signal (its uid the\n"
+"                            target's real or saved uid), sockets it owns, and\n"
+"                            pidfds and sockets it passes (default: none)\n"
+"      --allow-groups LIST   the same for members of these groups (default:\n"
+"                            none)\n"
+"      --user USER           run as USER once set up (default: stay root;\n"
+"                            either way without the other capabilities)\n"
+"\n"
+"Quotas (0: no limit; root's connections are exempt; a request past one gets\n"
+"ERROR ENOSPC or EAGAIN and nothing else changes):\n"
+"      --max-monitors-per-subscriber N\n"
+"                            monitors one connection holds, DOWNs it has not\n"
+"                            read yet included (default: " STR(DEFAULT_MONITORS_PER_SUBSCRIBER) ")\n"
+"      --max-monitors-per-uid N\n"
+"                            the same for all connections of one uid together\n"
+"                            (default: " STR(DEFAULT_MONITORS_PER_UID) ")\n"
+"      --max-connections-per-uid N\n"
+"                            connections of one uid; one more is answered\n"
+"                            ENOSPC and closed (default: " STR(DEFAULT_CONNECTIONS_PER_UID) ")\n"
+"      --max-requests-per-second N\n"
+"                            requests of one connection, in bursts of up to\n"
+"                            one second's worth; more get EAGAIN (SYNC and\n"
+"                            DEMONITOR never do) (default: " STR(DEFAULT_REQUESTS_PER_SECOND) ")\n"
+"      --max-queued-bytes-per-subscriber N\n"
+"                            bytes of answers waiting unsent to one connection\n"
+"                            (root's too) beyond which the agent reads no more\n"
+"                            of its requests until it reads (DOWNs waiting are\n"
+"                            bounded by its monitors and --max-queued),\n"
+"                            65536..1073741824 (default: %u)\n"
+"\n"
 "      --metrics-listen HOST:PORT\n"
 "                            serve Prometheus metrics at http://HOST:PORT/metrics\n"
 "                            (a numeric IPv4 address, or IPv6 in brackets; a\n"
@@ -102,17 +178,20 @@ static void usage(FILE *f)
 "  -V, --version             show the version and exit\n"
 "\n"
 "Signals: SIGTERM or SIGINT stop the agent cleanly: it delivers the DOWNs the\n"
-"kernel already reported, closes every connection, removes its socket and\n"
-"its pinned maps. SIGHUP reads the configuration file again and applies what\n"
-"can change while running (log-level, socket-mode and the delivery limits)\n"
-"without dropping a subscriber; it logs what else changed and needs a restart.\n"
+"kernel already reported, closes every connection and removes its socket,\n"
+"leaving its programs attached and its maps pinned for the next agent (see\n"
+"--cleanup). SIGHUP reads the configuration file again and applies what\n"
+"can change while running (log-level, socket-mode, allow-uids, allow-groups,\n"
+"the quotas and the delivery limits) without dropping a subscriber; it logs\n"
+"what else changed and needs a restart.\n"
 "Under systemd (Type=notify) it reports readiness once it serves.\n"
 "\n"
 "Exit status: 0 after a clean stop, 1 when it cannot start (the reason is\n"
 "logged) or the configuration is wrong, 2 on a usage error.\n",
 		ZM_SOCKET_ENV, ZM_DEFAULT_SOCKET, DEFAULT_PIN_DIR,
 		ZM_DEFAULT_WAKEUP_INTERVAL_NS / 1000ULL,
-		MAX_BATCH_LIMIT, DEFAULT_MAX_BATCH, DEFAULT_BATCH_WINDOW_US, DEFAULT_CONFIG);
+		MAX_BATCH_LIMIT, DEFAULT_MAX_BATCH, DEFAULT_BATCH_WINDOW_US,
+		AGENT_DEFAULT_QUEUED_BYTES, DEFAULT_CONFIG);
 }
 
 /*
@@ -133,8 +212,20 @@ static const struct option longopts[] = {
 	{ "stall-timeout", required_argument, NULL, OPT_STALL_TIMEOUT },
 	{ "max-queued", required_argument, NULL, OPT_MAX_QUEUED },
 	{ "metrics-listen", required_argument, NULL, OPT_METRICS_LISTEN },
+	{ "socket-owner", required_argument, NULL, OPT_SOCKET_OWNER },
+	{ "socket-group", required_argument, NULL, OPT_SOCKET_GROUP },
+	{ "allow-uids", required_argument, NULL, OPT_ALLOW_UIDS },
+	{ "allow-groups", required_argument, NULL, OPT_ALLOW_GROUPS },
+	{ "user", required_argument, NULL, OPT_USER },
+	{ "max-monitors-per-subscriber", required_argument, NULL, OPT_MAX_MONITORS_SUB },
+	{ "max-monitors-per-uid", required_argument, NULL, OPT_MAX_MONITORS_UID },
+	{ "max-connections-per-uid", required_argument, NULL, OPT_MAX_CONNECTIONS_UID },
+	{ "max-requests-per-second", required_argument, NULL, OPT_MAX_REQUESTS },
+	{ "max-queued-bytes-per-subscriber", required_argument, NULL, OPT_MAX_QUEUED_BYTES },
 	{ "config", required_argument, NULL, 'c' },
 	{ "check-config", no_argument, NULL, OPT_CHECK_CONFIG },
+	{ "adopt-timeout", required_argument, NULL, OPT_ADOPT_TIMEOUT },
+	{ "cleanup", no_argument, NULL, OPT_CLEANUP },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
 	{ 0 }
@@ -146,6 +237,7 @@ static struct {
 	const char *config_path;
 	bool config_explicit;       /* --config given: the file must exist */
 	bool check_config;
+	bool cleanup;               /* --cleanup: remove the pins, exit */
 	struct config args;         /* its settings, as config_set() entries */
 } cmdline = { .config_path = DEFAULT_CONFIG };
 
@@ -168,7 +260,8 @@ static int parse_u64(const char *s, int base, unsigned long long max, unsigned l
 	return 0;
 }
 
-/* The delivery options: whole numbers in a range, each a uint32_t of agent_opts. */
+/* The delivery options and the quotas: whole numbers in a range, each a
+ * uint32_t of agent_opts, all of them changed by a reload. */
 static const struct {
 	int opt;
 	unsigned long long min, max;
@@ -180,6 +273,12 @@ static const struct {
 	{ OPT_GLOBAL_RATE, 0, 1000000000, offsetof(struct agent_opts, global_rate) },
 	{ OPT_STALL_TIMEOUT, 0, 86400, offsetof(struct agent_opts, stall_timeout_s) },
 	{ OPT_MAX_QUEUED, 0, 1000000000, offsetof(struct agent_opts, max_queued) },
+	{ OPT_MAX_MONITORS_SUB, 0, 1000000000,
+	  offsetof(struct agent_opts, quotas.monitors_per_subscriber) },
+	{ OPT_MAX_MONITORS_UID, 0, 1000000000, offsetof(struct agent_opts, quotas.monitors_per_uid) },
+	{ OPT_MAX_CONNECTIONS_UID, 0, 1000000, offsetof(struct agent_opts, quotas.connections_per_uid) },
+	{ OPT_MAX_REQUESTS, 0, 1000000000, offsetof(struct agent_opts, quotas.requests_per_second) },
+	{ OPT_MAX_QUEUED_BYTES, 65536, 1U << 30, offsetof(struct agent_opts, max_queued_bytes) },
 };
 
 /* opt's row in delivery_opts, or -1 if it is not a delivery option. */
@@ -214,12 +313,41 @@ static void opts_defaults(struct agent_opts *o)
 		.socket_path = env && *env ? env : ZM_DEFAULT_SOCKET,
 		.pin_dir = DEFAULT_PIN_DIR,
 		.proc_root = "/proc",
-		.socket_mode = 0666,
+		.socket_mode = 0600, /* opts_finish() sets the real default */
 		.wakeup_interval_ns = ZM_DEFAULT_WAKEUP_INTERVAL_NS,
 		.max_batch = DEFAULT_MAX_BATCH,
 		.batch_window_us = DEFAULT_BATCH_WINDOW_US,
 		.log_level = LOG_LVL_INFO,
+		.adopt_timeout_s = DEFAULT_ADOPT_TIMEOUT_S,
+		.quotas = {
+			.monitors_per_subscriber = DEFAULT_MONITORS_PER_SUBSCRIBER,
+			.monitors_per_uid = DEFAULT_MONITORS_PER_UID,
+			.connections_per_uid = DEFAULT_CONNECTIONS_PER_UID,
+			.requests_per_second = DEFAULT_REQUESTS_PER_SECOND,
+		},
+		.max_queued_bytes = AGENT_DEFAULT_QUEUED_BYTES,
 	};
+}
+
+/*
+ * The defaults that depend on other settings, once all are read: the socket
+ * belongs to the user the agent runs as (so that it can still chmod it on
+ * a reload), to the zenmon group if there is one, with mode 0660 when it
+ * has such a group, else 0600: root-only unless the operator says more.
+ */
+static void opts_finish(struct agent_opts *o)
+{
+	const struct group *g = NULL;
+
+	if (!o->socket_owner_set)
+		o->socket_uid = o->run_as.have_user ? o->run_as.uid : (uint32_t)geteuid();
+	if (!o->socket_group_set) {
+		g = getgrnam(DEFAULT_SOCKET_GROUP);
+		o->socket_gid = g ? (uint32_t)g->gr_gid :
+			        o->run_as.have_user ? o->run_as.gid : (uint32_t)getegid();
+	}
+	if (!o->socket_mode_set)
+		o->socket_mode = o->socket_group_set || g ? 0660 : 0600;
 }
 
 /*
@@ -260,6 +388,7 @@ static int opt_apply(struct agent_opts *o, int code, const char *arg, const char
 			return -EINVAL;
 		}
 		o->socket_mode = (unsigned int)v;
+		o->socket_mode_set = true;
 		return 0;
 	case 'w':
 		if (parse_u64(arg, 10, 1000000, &v) < 0 || v == 0) {
@@ -267,6 +396,13 @@ static int opt_apply(struct agent_opts *o, int code, const char *arg, const char
 			return -EINVAL;
 		}
 		o->wakeup_interval_ns = v * 1000ULL;
+		return 0;
+	case OPT_ADOPT_TIMEOUT:
+		if (parse_u64(arg, 10, 86400, &v) < 0) {
+			snprintf(err, errlen, "invalid %s '%s': give seconds from 0 to 86400", name, arg);
+			return -EINVAL;
+		}
+		o->adopt_timeout_s = (uint32_t)v;
 		return 0;
 	case 'l':
 		if (log_parse_level(arg, &lvl) < 0) {
@@ -282,6 +418,42 @@ static int opt_apply(struct agent_opts *o, int code, const char *arg, const char
 		if (metrics_http_parse_listen(arg, &ss, &len, err, errlen) < 0)
 			return -EINVAL;
 		o->metrics_listen = arg;
+		return 0;
+	}
+	case OPT_SOCKET_OWNER:
+	case OPT_SOCKET_GROUP: {
+		bool group = code == OPT_SOCKET_GROUP;
+		char why[256];
+
+		if (access_parse_id(arg, group, group ? &o->socket_gid : &o->socket_uid, why,
+				    sizeof(why)) < 0) {
+			snprintf(err, errlen, "invalid %s '%s': %s", name, arg, why);
+			return -EINVAL;
+		}
+		*(group ? &o->socket_group_set : &o->socket_owner_set) = true;
+		return 0;
+	}
+	case OPT_ALLOW_UIDS:
+	case OPT_ALLOW_GROUPS: {
+		bool group = code == OPT_ALLOW_GROUPS;
+		char why[256];
+
+		if (access_parse_ids(arg, group, group ? &o->allow_groups : &o->allow_uids, why,
+				     sizeof(why)) < 0) {
+			snprintf(err, errlen, "invalid %s '%s': %s", name, arg, why);
+			return -EINVAL;
+		}
+		return 0;
+	}
+	case OPT_USER: {
+		char why[256];
+
+		if (access_parse_user(arg, &o->run_as.uid, &o->run_as.gid, why, sizeof(why)) < 0) {
+			snprintf(err, errlen, "invalid %s '%s': %s", name, arg, why);
+			return -EINVAL;
+		}
+		o->run_as.have_user = true;
+		o->run_as.user = arg;
 		return 0;
 	}
 	case 'c':
@@ -319,6 +491,9 @@ static bool opt_format(const struct agent_opts *o, int code, char *buf, size_t l
 	case 'w':
 		snprintf(buf, len, "%llu", (unsigned long long)(o->wakeup_interval_ns / 1000ULL));
 		return true;
+	case OPT_ADOPT_TIMEOUT:
+		snprintf(buf, len, "%u", o->adopt_timeout_s);
+		return true;
 	case 'l':
 		snprintf(buf, len, "%s", log_level_name((enum log_level)o->log_level));
 		return true;
@@ -327,15 +502,35 @@ static bool opt_format(const struct agent_opts *o, int code, char *buf, size_t l
 			return false;
 		snprintf(buf, len, "%s", o->metrics_listen);
 		return true;
+	case OPT_SOCKET_OWNER:
+		snprintf(buf, len, "%u", o->socket_uid);
+		return true;
+	case OPT_SOCKET_GROUP:
+		snprintf(buf, len, "%u", o->socket_gid);
+		return true;
+	case OPT_ALLOW_UIDS:
+		access_format_ids(&o->allow_uids, buf, len);
+		return true;
+	case OPT_ALLOW_GROUPS:
+		access_format_ids(&o->allow_groups, buf, len);
+		return true;
+	case OPT_USER:
+		if (!o->run_as.have_user)
+			return false;
+		snprintf(buf, len, "%s", o->run_as.user);
+		return true;
 	}
 	return false;
 }
 
 /* What a SIGHUP can change without a restart (agent_reload()): the log
- * level, the socket's mode and every delivery option. */
+ * level, the socket's mode, who is unrestricted, every quota and every
+ * delivery option. (The socket's owner and group would take CAP_CHOWN, and
+ * the user is who the agent already is.) */
 static bool opt_runtime(int code)
 {
-	return code == 'l' || code == 'm' || delivery_index(code) >= 0;
+	return code == 'l' || code == 'm' || code == OPT_ALLOW_UIDS || code == OPT_ALLOW_GROUPS ||
+	       delivery_index(code) >= 0;
 }
 
 /* The keys of the settings: options with a value, but not --config. */
@@ -392,6 +587,8 @@ static int settings_load(struct config *ret_cf, struct agent_opts *ret_opts, cha
 		else if (r < 0)
 			snprintf(err, errlen, "%s", msg);
 	}
+	if (r == 0)
+		opts_finish(&o);
 	if (r == 0 && o.socket_path[0] != '/') {
 		snprintf(err, errlen, "$%s '%s' must be an absolute path", ZM_SOCKET_ENV, o.socket_path);
 		r = -EINVAL;
@@ -468,6 +665,9 @@ static int parse_args(int argc, char **argv)
 			continue;
 		case OPT_CHECK_CONFIG:
 			cmdline.check_config = true;
+			continue;
+		case OPT_CLEANUP:
+			cmdline.cleanup = true;
 			continue;
 		case 'h':
 			usage(stdout);
@@ -684,6 +884,11 @@ static void agent_reload(struct agent *a)
 	a->opts.global_rate = o.global_rate;
 	a->opts.stall_timeout_s = o.stall_timeout_s;
 	a->opts.max_queued = o.max_queued;
+	a->opts.allow_uids = o.allow_uids;
+	a->opts.allow_groups = o.allow_groups;
+	a->opts.quotas = o.quotas;
+	a->opts.max_queued_bytes = o.max_queued_bytes;
+	client_apply_access(a);
 	capped = client_apply_caps(a);
 	if (capped)
 		log_info("reload: lowered the limits of %zu connected subscribers to the new caps", capped);
@@ -751,6 +956,31 @@ static void before_sleep(void *ctx)
 	client_flush_all(a);
 }
 
+/*
+ * Keep only what the running agent uses (priv.c says what and why). An
+ * agent that will run as another user gets its pin directory first, so that
+ * it can still unpin its maps at exit. Fatal on failure: an agent that
+ * meant to drop privileges must not serve with them.
+ */
+static int agent_drop_privileges(struct agent *a)
+{
+	const struct priv_opts *u = &a->opts.run_as;
+	int r;
+
+	if (u->have_user && u->uid != 0 &&
+	    chown(kwatch_pin_dir(a->kw), (uid_t)u->uid, (gid_t)u->gid) < 0)
+		log_warn("cannot give the pin directory %s to user %s: %s (its pins will stay behind "
+			 "at exit; the next start removes them)", kwatch_pin_dir(a->kw), u->user,
+			 strerror(errno));
+	r = priv_drop(u);
+	if (r < 0) {
+		log_error("cannot start: dropping privileges failed (see above)");
+		return r;
+	}
+	a->zombie_status_readable = priv_has_cap(CAP_SYS_PTRACE);
+	return 0;
+}
+
 static int setup_signals(struct agent *a)
 {
 	sigset_t set;
@@ -805,6 +1035,7 @@ int main(int argc, char **argv)
 	static const struct registry_ops reg_ops = {
 		.unwatch = monitor_unwatch,
 		.queued = client_on_queued,
+		.released = monitor_released,
 	};
 	struct agent a = {
 		.listen_src.fd = -1, .spare_fd = -1, .redrain_src.fd = -1,
@@ -812,6 +1043,7 @@ int main(int argc, char **argv)
 		.dispatch_src.fd = -1,
 	};
 	struct kwatch_opts kopts;
+	bool served = false;
 	char err[PATH_MAX + 256];
 	int r, status = 1;
 
@@ -831,6 +1063,12 @@ int main(int argc, char **argv)
 		return fflush(stdout) == 0 ? 0 : 1;
 	}
 	log_set_level((enum log_level)a.opts.log_level);
+	if (cmdline.cleanup) {
+		r = kwatch_cleanup(a.opts.pin_dir);
+		config_free(&settings);
+		config_free(&cmdline.args);
+		return r < 0 ? 1 : 0;
+	}
 	if (settings.path)
 		log_info("settings from %s%s", settings.path,
 			 cmdline.args.n ? ", overridden by the command line" : "");
@@ -856,6 +1094,18 @@ int main(int argc, char **argv)
 	if (r < 0)
 		goto out; /* kwatch said what went wrong and what to do */
 	kwatch_set_tcp_handler(a.kw, monitor_on_tcp_event, &a);
+	{
+		struct zm_kstats ks;
+
+		/* Inherited counters: drops the previous agent already saw are
+		 * not ours to recover (the adoption scan covers the map). */
+		if (kwatch_read_stats(a.kw, &ks) == 0)
+			a.rb_dropped_seen = ks.rb_dropped;
+	}
+	/* Before the socket listens: clients that come back find their watches. */
+	r = adopt_load(&a);
+	if (r < 0)
+		goto out;
 	a.ring_src.fd = kwatch_fd(a.kw);
 	a.ring_src.fn = on_ring;
 	r = loop_add(a.loop, &a.ring_src, EPOLLIN);
@@ -885,12 +1135,17 @@ int main(int argc, char **argv)
 	r = server_listen(&a);
 	if (r < 0)
 		goto out;
+	/* Last of the set-up: everything that needs root is done. */
+	r = agent_drop_privileges(&a);
+	if (r < 0)
+		goto out;
 
 	log_info("zenmond %s ready: socket %s, maps pinned in %s", ZENMON_VERSION,
 		 a.opts.socket_path, kwatch_pin_dir(a.kw));
 	/* Only now: the programs are attached and the socket takes clients. */
 	agent_notify_ready(&a, "");
 	loop_set_before_sleep(a.loop, before_sleep, &a);
+	served = true;
 	r = loop_run(a.loop);
 	notify_send("STOPPING=1\nSTATUS=stopping: delivering the last DOWNs");
 	if (r < 0) {
@@ -909,7 +1164,12 @@ out:
 		kwatch_drain(a.kw);
 		shutdown_flush(&a);
 	}
+	/* From here on the kernel watches stay, whatever the registry lets go
+	 * of: the next agent adopts them, and a death whose DOWN could not be
+	 * sent stays FIRED for the monitor its client brings back. */
+	a.stopping = true;
 	client_close_all(&a);
+	adopt_free(&a);
 	monitor_free_pending(&a);
 	free(a.pid_hints);
 	if (a.loop) {
@@ -920,8 +1180,13 @@ out:
 		if (a.ring_src.fd >= 0)
 			loop_del(a.loop, &a.ring_src); /* kwatch owns that fd */
 	}
+	/* An agent that never served leaves no programs behind it, unless they
+	 * are a previous agent's, whose watches the next one will want. */
+	if (!served)
+		kwatch_discard(a.kw);
 	kwatch_close(a.kw);
 	registry_free(a.reg);
+	access_table_free(&a.access);
 	loop_free(a.loop);
 	free(a.scratch);
 	config_free(&settings);

@@ -96,6 +96,10 @@ bool monitor_fire(struct agent *a, const struct reg_key *key, const struct zm_do
 		return false;
 	}
 	metrics_downs_enqueued(&a->metrics, d->reason, (uint64_t)n);
+	/* A target taken over from the previous agent: its death is also the
+	 * DOWN of monitors other clients bring back later. */
+	if (a->adopt && n > 0)
+		adopt_note_death(a, key, d);
 	if (n)
 		log_debug("target %llu (kind %u) is down (%s %d): %zd DOWNs", (unsigned long long)key->a,
 			  key->kind, zm_reason_name(d->reason), d->value, n);
@@ -146,7 +150,63 @@ void monitor_queue_gone(struct agent *a, struct client *c, uint64_t ref, const s
 	if (new_target && !monitor_fire(a, key, d)) {
 		registry_monitor_remove(a->reg, client_sub(c), ref);
 		client_error(c, ref, request, ENOMEM, "cannot queue the DOWN: out of memory");
+		return;
 	}
+	monitor_confirm(a, c, ref, key, true);
+}
+
+void monitor_confirm(struct agent *a, struct client *c, uint64_t ref, const struct reg_key *key,
+		     bool gone)
+{
+	struct zm_monitored m = {
+		.ref = ref,
+		.kind = (uint16_t)key->kind,
+		.flags = gone ? ZM_MONITORED_GONE : 0,
+	};
+	uint8_t body[ZM_MONITORED_LEN];
+
+	if (a->confirm_ref != ref || ref == 0)
+		return;
+	a->confirm_ref = 0;
+	if (key->kind == ZM_TARGET_TCP) {
+		m.start_ticks = key->a;
+	} else {
+		m.pid = (uint32_t)key->a;
+		m.start_ticks = key->b;
+	}
+	client_queue(c, ZM_REC_MONITORED, body, zm_enc_monitored(body, &m));
+}
+
+void monitor_forget_kernel(struct agent *a, const struct reg_key *key)
+{
+	/* Stopping: the next agent adopts it. Adopted: kept for the clients
+	 * that bring their monitors back. A death with DOWNs still queued:
+	 * kept until they are sent (monitor_released()). */
+	if (a->stopping || adopt_owns(a, key) || registry_down_pending(a->reg, key))
+		return;
+	if (key->kind == ZM_TARGET_TCP)
+		kwatch_del_tcp(a->kw, key->a);
+	else
+		kwatch_del_proc(a->kw, (uint32_t)key->a, key->b);
+}
+
+/*
+ * The FIRED watch outlives the fire: it is what a restarted agent finds for
+ * a monitor brought back whose DOWN this agent queued but never sent (it
+ * stopped or was killed first), so it goes only once the last DOWN of the
+ * death left the registry (monitor_released()). A death nobody monitors now
+ * is an adopted watch waiting for its monitors, a death found again by a
+ * map scan while its DOWNs wait, or a watch left behind: the last goes.
+ */
+void monitor_kernel_death(struct agent *a, const struct reg_key *key, const struct zm_down *d)
+{
+	if (registry_target_exists(a->reg, key)) {
+		/* On failure the FIRED entry stays in the map for the rescan. */
+		monitor_fire(a, key, d);
+		return;
+	}
+	adopt_note_death(a, key, d);
+	monitor_forget_kernel(a, key);
 }
 
 static void queue_noproc(struct agent *a, struct client *c, uint64_t ref, uint32_t pid,
@@ -178,15 +238,17 @@ static void resolve_gone(struct agent *a, const struct reg_key *key)
 
 	if (kwatch_lookup_proc(a->kw, tgid, key->b, &w) == 0 && w.state == ZM_WATCH_FIRED)
 		fired = fire_exit(a, key, w.exit_code, w.exit_ns);
-	else if (procfs_read_stat(a->opts.proc_root, (pid_t)tgid, &st) == 0 &&
+	else if (a->zombie_status_readable &&
+		 procfs_read_stat(a->opts.proc_root, (pid_t)tgid, &st) == 0 &&
 		 st.start_ticks == key->b && st.state == 'Z' && st.exit_code >= 0)
 		/* A zombie: it died before the watch existed, and its status is
-		 * still readable. Better than noproc. */
+		 * still readable. Better than noproc. (Without CAP_SYS_PTRACE
+		 * the kernel shows 0 for it: noproc, not a made-up exit 0.) */
 		fired = fire_exit(a, key, (uint32_t)st.exit_code, agent_now_ns(CLOCK_BOOTTIME));
 	else
 		fired = fire_noproc(a, key);
 	if (fired)
-		kwatch_del_proc(a->kw, tgid, key->b);
+		monitor_forget_kernel(a, key);
 }
 
 static void pending_free(struct agent *a, struct pending_exit *p)
@@ -264,6 +326,7 @@ static int arm_proc(struct agent *a, const struct reg_key *key)
 	struct proc_stat st;
 	int r;
 
+	adopt_claim(a, key);
 	r = kwatch_add_proc(a->kw, tgid, key->b);
 	if (r < 0 && r != -EEXIST)
 		return r;
@@ -334,10 +397,67 @@ static bool pid_is_leader(uint32_t pid)
 	return true;
 }
 
-static void watch_proc(struct agent *a, struct client *c, uint64_t ref, uint32_t pid,
-		       bool have_start, uint64_t start_ticks, uint16_t request)
+/*
+ * May restricted client c monitor key's process: could it signal it
+ * (access.h)? Asked of the owner stored on the target first, which costs
+ * nothing; when there is none, or it says no (the process may have changed
+ * its uids since), of /proc/PID/status, whose answer goes to *ret_owner for
+ * the caller to store (*ret_fresh). exit_gen, if not NULL, is the slot's
+ * exit generation read before key was resolved from /proc: unchanged after
+ * the status read, it proves the status was key's process's. 1 to go on;
+ * 0 when c has its answer: ERROR EPERM, or DOWN noproc for a process gone
+ * meanwhile (whose owner is then unknown, and which has nothing left to
+ * reveal but its death).
+ */
+static int proc_check_owner(struct agent *a, struct client *c, uint64_t ref,
+			    const struct reg_key *key, const uint32_t *exit_gen, uint16_t request,
+			    struct reg_owner *ret_owner, bool *ret_fresh)
 {
+	uint32_t pid = (uint32_t)key->a;
+	struct proc_uids uids;
+	struct reg_owner o;
+	struct proc_stat st;
+	int r;
+
+	if (registry_target_owner(a->reg, key, &o) == 0 && access_owns(client_uid(c), &o))
+		return 1;
+	r = procfs_read_uids(a->opts.proc_root, (pid_t)pid, &uids);
+	/* The pid must still name key's process, or the uids are another's. */
+	if (r == 0 && !(exit_gen && kwatch_exit_gen(a->kw, pid) == *exit_gen))
+		r = procfs_read_stat(a->opts.proc_root, (pid_t)pid, &st) < 0 ||
+		    st.start_ticks != key->b ? -ENOENT : 0;
+	if (r == -ENOENT) {
+		queue_noproc(a, c, ref, pid, key->b, request);
+		return 0;
+	}
+	if (r < 0) {
+		client_error(c, ref, request, -r, "cannot read %s/%u/status to tell who owns it: %s",
+			     a->opts.proc_root, pid, strerror(-r));
+		return 0;
+	}
+	o = (struct reg_owner){ .ruid = uids.ruid, .suid = uids.suid };
+	*ret_owner = o;
+	*ret_fresh = true;
+	if (access_owns(client_uid(c), &o))
+		return 1;
+	client_error(c, ref, request, EPERM,
+		     "process %u belongs to uid %u (saved uid %u): uid %u may monitor only processes "
+		     "it could signal (pass a pidfd, or have allow-uids or allow-groups name it)",
+		     pid, o.ruid, o.suid, client_uid(c));
+	return 0;
+}
+
+/*
+ * The monitor for MONITOR_PROC and MONITOR_PIDFD. by_fd: the client passed
+ * a pidfd, which is its own proof of access (access.h).
+ */
+static void watch_proc(struct agent *a, struct client *c, uint64_t ref, uint32_t pid,
+		       bool have_start, uint64_t start_ticks, bool by_fd, uint16_t request)
+{
+	bool check = !by_fd && !client_unrestricted(c), fresh = false;
 	struct reg_sub *sub = client_sub(c);
+	const uint32_t *gen = NULL;
+	struct reg_owner owner;
 	struct proc_stat st;
 	struct reg_key key;
 	uint32_t exit_gen;
@@ -385,15 +505,24 @@ static void watch_proc(struct agent *a, struct client *c, uint64_t ref, uint32_t
 	/* The process held the pid when /proc was read (a zombie too: it
 	 * joins its target's DOWN). */
 	pid_hint_set(a, pid, st.start_ticks, exit_gen);
+	gen = &exit_gen;
 add:
+	if (check && proc_check_owner(a, c, ref, &key, gen, request, &owner, &fresh) <= 0)
+		return;
 	r = registry_monitor_add(a->reg, sub, ref, &key, &new_target);
 	if (r < 0) {
 		client_error(c, ref, request, -r, "cannot add the monitor: %s", strerror(-r));
 		return;
 	}
-	if (!new_target)
+	if (fresh)
+		registry_target_set_owner(a->reg, &key, &owner);
+	if (!new_target) {
+		monitor_confirm(a, c, ref, &key, false);
 		return;
+	}
 	r = arm_proc(a, &key);
+	if (r >= 0)
+		monitor_confirm(a, c, ref, &key, false);
 	if (r < 0) {
 		registry_monitor_remove(a->reg, sub, ref);
 		if (r == -E2BIG)
@@ -419,15 +548,23 @@ bool monitor_check_ref(struct agent *a, struct client *c, uint64_t ref, uint16_t
 			     (unsigned long long)ref);
 		return false;
 	}
-	return true;
+	return client_monitor_quota(c, ref, request);
 }
 
 void monitor_proc(struct agent *a, struct client *c, const struct zm_monitor_proc *m)
 {
+	struct reg_key key = proc_key(m->pid, m->start_ticks);
+	struct zm_down d;
+
 	if (!monitor_check_ref(a, c, m->ref, ZM_REC_MONITOR_PROC))
 		return;
-	if (m->flags & ~ZM_MON_START_TIME) {
+	if (m->flags & ~(ZM_MON_START_TIME | ZM_MON_RESUME)) {
 		client_error(c, m->ref, ZM_REC_MONITOR_PROC, EINVAL, "unknown flags 0x%x", m->flags);
+		return;
+	}
+	if ((m->flags & ZM_MON_RESUME) && !(m->flags & ZM_MON_START_TIME)) {
+		client_error(c, m->ref, ZM_REC_MONITOR_PROC, EINVAL,
+			     "RESUME needs START_TIME: a monitor is brought back by pid and start time");
 		return;
 	}
 	if (m->pid == 0 || m->pid > PID_MAX_LIMIT) {
@@ -435,8 +572,22 @@ void monitor_proc(struct agent *a, struct client *c, const struct zm_monitor_pro
 			     "pid %d is out of range (1..%u)", (int32_t)m->pid, PID_MAX_LIMIT);
 		return;
 	}
-	watch_proc(a, c, m->ref, m->pid, m->flags & ZM_MON_START_TIME, m->start_ticks,
+	/*
+	 * A monitor brought back from an agent that went away: if the target
+	 * died meanwhile, the death recorded for it is its DOWN (adopt.c). A
+	 * process alive, or one this agent knows nothing of, takes the usual
+	 * path. Not for a restricted client (access.h): who owned a process
+	 * that died while no agent ran is not recorded, so its death could be
+	 * anyone's; the usual path says noproc.
+	 */
+	if ((m->flags & ZM_MON_RESUME) && client_unrestricted(c) && adopt_death(a, &key, &d)) {
+		monitor_queue_gone(a, c, m->ref, &key, &d, ZM_REC_MONITOR_PROC);
+		return;
+	}
+	a->confirm_ref = client_resumable(c) && !(m->flags & ZM_MON_START_TIME) ? m->ref : 0;
+	watch_proc(a, c, m->ref, m->pid, m->flags & ZM_MON_START_TIME, m->start_ticks, false,
 		   ZM_REC_MONITOR_PROC);
+	a->confirm_ref = 0;
 }
 
 void monitor_pidfd(struct agent *a, struct client *c, const struct zm_monitor_pidfd *m, int pidfd)
@@ -453,6 +604,7 @@ void monitor_pidfd(struct agent *a, struct client *c, const struct zm_monitor_pi
 	}
 	if (!monitor_check_ref(a, c, m->ref, ZM_REC_MONITOR_PIDFD))
 		goto out;
+	a->confirm_ref = client_resumable(c) ? m->ref : 0;
 	r = procfs_pidfd_pid(a->opts.proc_root, pidfd, &pid);
 	if (r == -ESRCH) {
 		queue_noproc(a, c, m->ref, 0, 0, ZM_REC_MONITOR_PIDFD); /* reaped: no pid left */
@@ -470,8 +622,9 @@ void monitor_pidfd(struct agent *a, struct client *c, const struct zm_monitor_pi
 		queue_noproc(a, c, m->ref, (uint32_t)pid, 0, ZM_REC_MONITOR_PIDFD);
 		goto out;
 	}
-	watch_proc(a, c, m->ref, (uint32_t)pid, true, st.start_ticks, ZM_REC_MONITOR_PIDFD);
+	watch_proc(a, c, m->ref, (uint32_t)pid, true, st.start_ticks, true, ZM_REC_MONITOR_PIDFD);
 out:
+	a->confirm_ref = 0;
 	close(pidfd);
 }
 
@@ -491,23 +644,27 @@ void monitor_on_kernel_event(void *ctx, const struct zm_event *ev)
 {
 	struct agent *a = ctx;
 	struct reg_key key;
+	struct zm_down d = { 0 };
 
 	if (ev->kind != ZM_EV_PROC_EXIT) {
 		log_warn("ignoring a kernel record of unknown kind %u", ev->kind);
 		return;
 	}
 	key = proc_key(ev->tgid, ev->start_ticks);
-	/* On failure the FIRED entry stays in the map for the rescan. */
-	if (fire_exit(a, &key, ev->exit_code, ev->exit_ns))
-		kwatch_del_proc(a->kw, ev->tgid, ev->start_ticks);
+	d.time_ns = monitor_boot_to_realtime(ev->exit_ns);
+	d.kind = ZM_TARGET_PROCESS;
+	d.pid = ev->tgid;
+	d.start_ticks = ev->start_ticks;
+	reason_from_wait_status(ev->exit_code, &d);
+	monitor_kernel_death(a, &key, &d);
 }
 
 void monitor_unwatch(void *ctx, const struct reg_key *key)
 {
-	struct agent *a = ctx;
+	monitor_forget_kernel(ctx, key);
+}
 
-	if (key->kind == ZM_TARGET_TCP)
-		kwatch_del_tcp(a->kw, key->a);
-	else
-		kwatch_del_proc(a->kw, (uint32_t)key->a, key->b);
+void monitor_released(void *ctx, const struct reg_key *key)
+{
+	monitor_forget_kernel(ctx, key);
 }

@@ -13,6 +13,7 @@
 #include <netinet/tcp.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -88,17 +89,18 @@ static void tcp_resolve_gone(struct agent *a, uint64_t cookie, const struct zm_t
 		d.reason = ZM_REASON_NOCONNECTION;
 	}
 	if (monitor_fire(a, &key, &d))
-		kwatch_del_tcp(a->kw, cookie);
+		monitor_forget_kernel(a, &key);
 }
 
 /*
  * Add the monitor on cookie; for a new target arm the watch, then ask
  * recheck() whether the connection is still open. recheck returns 1 open,
- * 0 not open or gone.
+ * 0 not open or gone. owner, if known, is stored on the target for the
+ * access checks of later monitors (NULL: not known).
  */
 static void tcp_watch(struct agent *a, struct client *c, uint64_t ref, uint64_t cookie,
 		      const struct zm_tcp_tuple *t, int (*recheck)(const void *arg, uint64_t cookie),
-		      const void *arg)
+		      const void *arg, const struct reg_owner *owner)
 {
 	struct reg_key key = tcp_key(cookie);
 	bool new_target;
@@ -109,8 +111,13 @@ static void tcp_watch(struct agent *a, struct client *c, uint64_t ref, uint64_t 
 		client_error(c, ref, ZM_REC_MONITOR_TCP, -r, "cannot add the monitor: %s", strerror(-r));
 		return;
 	}
-	if (!new_target)
+	if (owner)
+		registry_target_set_owner(a->reg, &key, owner);
+	if (!new_target) {
+		monitor_confirm(a, c, ref, &key, false);
 		return;
+	}
+	adopt_claim(a, &key);
 	r = kwatch_add_tcp(a->kw, cookie);
 	if (r < 0 && r != -EEXIST) {
 		registry_monitor_remove(a->reg, client_sub(c), ref);
@@ -123,6 +130,7 @@ static void tcp_watch(struct agent *a, struct client *c, uint64_t ref, uint64_t 
 				     (unsigned long long)cookie, strerror(-r));
 		return;
 	}
+	monitor_confirm(a, c, ref, &key, false);
 	if (recheck(arg, cookie) != 1)
 		tcp_resolve_gone(a, cookie, t);
 }
@@ -187,9 +195,57 @@ static void tcp_fd_endpoints(int fd, struct zm_tcp_tuple *t)
 	t->family = (uint8_t)local.ss_family;
 }
 
+/* May restricted client c monitor a socket of uid owner (access.h)? If not,
+ * c has its ERROR EPERM. */
+static bool tcp_owner_ok(struct client *c, uint64_t ref, uint64_t cookie, uint32_t owner)
+{
+	struct reg_owner o = { .ruid = owner, .suid = owner };
+
+	if (client_unrestricted(c) || access_owns(client_uid(c), &o))
+		return true;
+	client_error(c, ref, ZM_REC_MONITOR_TCP, EPERM,
+		     "socket %llu belongs to uid %u: uid %u may monitor only its own sockets (pass "
+		     "the socket itself, or have allow-uids or allow-groups name it)",
+		     (unsigned long long)cookie, owner, client_uid(c));
+	return false;
+}
+
+/*
+ * BY_COOKIE for a restricted client: the owner stored on the target, else
+ * the socket's, found by walking the sockets (once per target: it is then
+ * stored). true to go on, with *ret_owner set when it was looked up;
+ * false when c has its answer (EPERM, noconnection, an error).
+ */
+static bool tcp_cookie_owner_ok(struct agent *a, struct client *c, uint64_t ref, uint64_t cookie,
+				struct reg_owner *ret_owner, bool *ret_have)
+{
+	struct reg_key key = tcp_key(cookie);
+	struct sockdiag_sock s;
+	struct reg_owner o;
+	int r;
+
+	if (registry_target_owner(a->reg, &key, &o) == 0 && access_owns(client_uid(c), &o))
+		return true;
+	r = sockdiag_cookie_sock(cookie, &s);
+	if (r == -ENOENT || (r == 0 && !tcp_state_open(s.state))) {
+		queue_noconnection(a, c, ref, cookie, NULL);
+		return false;
+	}
+	if (r < 0) {
+		client_error(c, ref, ZM_REC_MONITOR_TCP, -r,
+			     "cannot look the socket up to tell who owns it: %s", strerror(-r));
+		return false;
+	}
+	*ret_owner = (struct reg_owner){ .ruid = s.uid, .suid = s.uid };
+	*ret_have = true;
+	return tcp_owner_ok(c, ref, cookie, s.uid);
+}
+
 static void monitor_tcp_fd(struct agent *a, struct client *c, uint64_t ref, int fd)
 {
 	struct zm_tcp_tuple t = { 0 };
+	struct reg_owner owner;
+	struct stat sb;
 	uint64_t cookie;
 	uint8_t state;
 	int r;
@@ -214,14 +270,22 @@ static void monitor_tcp_fd(struct agent *a, struct client *c, uint64_t ref, int 
 		queue_noconnection(a, c, ref, cookie, &t);
 		return;
 	}
-	tcp_watch(a, c, ref, cookie, &t, recheck_fd, &fd);
+	/* Passing the socket proves access (access.h). Its inode's owner is
+	 * what sock_diag reports: keep it for monitors by cookie. */
+	if (fstat(fd, &sb) == 0) {
+		owner = (struct reg_owner){ .ruid = (uint32_t)sb.st_uid, .suid = (uint32_t)sb.st_uid };
+		tcp_watch(a, c, ref, cookie, &t, recheck_fd, &fd, &owner);
+	} else {
+		tcp_watch(a, c, ref, cookie, &t, recheck_fd, &fd, NULL);
+	}
 }
 
 void monitor_tcp(struct agent *a, struct client *c, const struct zm_monitor_tcp *m, int fd)
 {
 	struct sockdiag_tuple st;
-	uint64_t cookie;
-	uint8_t state;
+	struct sockdiag_sock sock;
+	struct reg_owner owner;
+	bool have_owner = false;
 	int r;
 
 	if (m->by == ZM_TCP_BY_FD && fd < 0) {
@@ -232,10 +296,29 @@ void monitor_tcp(struct agent *a, struct client *c, const struct zm_monitor_tcp 
 	}
 	if (!monitor_check_ref(a, c, m->ref, ZM_REC_MONITOR_TCP))
 		goto out;
-	if (m->flags) {
+	if (m->flags & ~ZM_MON_RESUME) {
 		client_error(c, m->ref, ZM_REC_MONITOR_TCP, EINVAL, "unknown flags 0x%x", m->flags);
 		goto out;
 	}
+	if ((m->flags & ZM_MON_RESUME) && m->by != ZM_TCP_BY_COOKIE) {
+		client_error(c, m->ref, ZM_REC_MONITOR_TCP, EINVAL,
+			     "RESUME needs BY_COOKIE: a monitor is brought back by socket cookie");
+		goto out;
+	}
+	/* Brought back from an agent that went away: a close recorded meanwhile
+	 * is its DOWN (adopt.c), as for processes. */
+	if ((m->flags & ZM_MON_RESUME) && m->cookie != 0) {
+		struct reg_key key = tcp_key(m->cookie);
+		struct zm_down d;
+
+		/* Not for a restricted client: the socket's owner is not
+		 * recorded with its close (monitor_proc() says more). */
+		if (client_unrestricted(c) && adopt_death(a, &key, &d)) {
+			monitor_queue_gone(a, c, m->ref, &key, &d, ZM_REC_MONITOR_TCP);
+			goto out;
+		}
+	}
+	a->confirm_ref = client_resumable(c) && m->by != ZM_TCP_BY_COOKIE ? m->ref : 0;
 	switch (m->by) {
 	case ZM_TCP_BY_FD:
 		monitor_tcp_fd(a, c, m->ref, fd);
@@ -245,7 +328,11 @@ void monitor_tcp(struct agent *a, struct client *c, const struct zm_monitor_tcp 
 			client_error(c, m->ref, ZM_REC_MONITOR_TCP, EINVAL, "socket cookie 0 names no socket");
 			break;
 		}
-		tcp_watch(a, c, m->ref, m->cookie, NULL, recheck_cookie, NULL);
+		if (!client_unrestricted(c) &&
+		    !tcp_cookie_owner_ok(a, c, m->ref, m->cookie, &owner, &have_owner))
+			break;
+		tcp_watch(a, c, m->ref, m->cookie, NULL, recheck_cookie, NULL,
+			  have_owner ? &owner : NULL);
 		break;
 	case ZM_TCP_BY_TUPLE:
 		if (m->tuple.family != AF_INET && m->tuple.family != AF_INET6) {
@@ -255,9 +342,9 @@ void monitor_tcp(struct agent *a, struct client *c, const struct zm_monitor_tcp 
 			break;
 		}
 		endpoints_from_tuple(&st, &m->tuple);
-		r = sockdiag_lookup(&st, &cookie, &state);
-		if (r == -ENOENT || (r == 0 && !tcp_state_open(state))) {
-			queue_noconnection(a, c, m->ref, r == 0 ? cookie : 0, &m->tuple);
+		r = sockdiag_lookup_sock(&st, &sock);
+		if (r == -ENOENT || (r == 0 && !tcp_state_open(sock.state))) {
+			queue_noconnection(a, c, m->ref, r == 0 ? sock.cookie : 0, &m->tuple);
 			break;
 		}
 		if (r < 0) {
@@ -265,7 +352,10 @@ void monitor_tcp(struct agent *a, struct client *c, const struct zm_monitor_tcp 
 				     strerror(-r));
 			break;
 		}
-		tcp_watch(a, c, m->ref, cookie, &m->tuple, recheck_tuple, &st);
+		if (!tcp_owner_ok(c, m->ref, sock.cookie, sock.uid))
+			break;
+		owner = (struct reg_owner){ .ruid = sock.uid, .suid = sock.uid };
+		tcp_watch(a, c, m->ref, sock.cookie, &m->tuple, recheck_tuple, &st, &owner);
 		break;
 	default:
 		client_error(c, m->ref, ZM_REC_MONITOR_TCP, EINVAL,
@@ -273,6 +363,7 @@ void monitor_tcp(struct agent *a, struct client *c, const struct zm_monitor_tcp 
 		break;
 	}
 out:
+	a->confirm_ref = 0;
 	if (fd >= 0)
 		close(fd);
 }
@@ -296,7 +387,5 @@ void monitor_on_tcp_event(void *ctx, const struct zm_tcp_event *ev)
 	memcpy(d.tuple.daddr, ev->daddr, sizeof(d.tuple.daddr));
 	d.tuple.sport = ev->sport;
 	d.tuple.dport = ev->dport;
-	/* On failure the FIRED entry stays in the map for the rescan. */
-	if (monitor_fire(a, &key, &d))
-		kwatch_del_tcp(a->kw, ev->cookie);
+	monitor_kernel_death(a, &key, &d);
 }

@@ -20,7 +20,8 @@
 #include "procfs.h"
 
 /* Larger than any of the files read here (a stat line is under 1 KiB; Tgid:
- * is near the top of status, so a longer status file loses nothing). */
+ * and Uid: are near the top of status, so a longer status file loses
+ * nothing). */
 #define PROCFS_BUF 4096
 
 /* /proc/PID/stat fields this module needs (numbered from 1, as in proc(5)). */
@@ -218,6 +219,30 @@ int procfs_parse_status_tgid(const char *buf, size_t len, pid_t *ret_tgid)
 	return 0;
 }
 
+int procfs_parse_status_uids(const char *buf, size_t len, struct proc_uids *ret)
+{
+	uint64_t ids[4];
+	const char *v, *end;
+	size_t n;
+
+	if (find_line_value(buf, len, "Uid:", &v, &n) < 0)
+		return -EINVAL;
+	/* Four decimal ids separated by tabs: real, effective, saved, fs. */
+	end = v + n;
+	for (int i = 0; i < 4; i++) {
+		const char *tok = v;
+
+		while (v < end && *v != '\t' && *v != ' ')
+			v++;
+		if (parse_u64(tok, (size_t)(v - tok), &ids[i]) < 0 || ids[i] > UINT32_MAX)
+			return -EINVAL;
+		while (v < end && (*v == '\t' || *v == ' '))
+			v++;
+	}
+	*ret = (struct proc_uids){ .ruid = (uint32_t)ids[0], .suid = (uint32_t)ids[2] };
+	return 0;
+}
+
 int procfs_parse_pidfd_fdinfo(const char *buf, size_t len, pid_t *ret_pid)
 {
 	const char *v;
@@ -290,10 +315,11 @@ int procfs_read_stat(const char *proc_root, pid_t pid, struct proc_stat *ret)
 	return 0;
 }
 
-int procfs_read_tgid(const char *proc_root, pid_t pid, pid_t *ret_tgid)
+/* The head of /proc/PID/status into buf (PROCFS_BUF bytes): its length, or
+ * -errno. */
+static ssize_t read_status(const char *proc_root, pid_t pid, char *buf)
 {
-	char path[PATH_MAX], buf[PROCFS_BUF];
-	ssize_t n;
+	char path[PATH_MAX];
 	int r;
 
 	if (pid <= 0)
@@ -301,10 +327,27 @@ int procfs_read_tgid(const char *proc_root, pid_t pid, pid_t *ret_tgid)
 	r = proc_path(path, sizeof(path), proc_root, pid, "status");
 	if (r < 0)
 		return r;
-	n = read_small_file(AT_FDCWD, path, buf, sizeof(buf));
+	return read_small_file(AT_FDCWD, path, buf, PROCFS_BUF);
+}
+
+int procfs_read_tgid(const char *proc_root, pid_t pid, pid_t *ret_tgid)
+{
+	char buf[PROCFS_BUF];
+	ssize_t n = read_status(proc_root, pid, buf);
+
 	if (n < 0)
 		return (int)n;
 	return procfs_parse_status_tgid(buf, (size_t)n, ret_tgid);
+}
+
+int procfs_read_uids(const char *proc_root, pid_t pid, struct proc_uids *ret)
+{
+	char buf[PROCFS_BUF];
+	ssize_t n = read_status(proc_root, pid, buf);
+
+	if (n < 0)
+		return (int)n;
+	return procfs_parse_status_uids(buf, (size_t)n, ret);
 }
 
 int procfs_pidfd_pid(const char *proc_root, int pidfd, pid_t *ret_pid)

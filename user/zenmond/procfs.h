@@ -31,6 +31,19 @@ int procfs_parse_stat(const char *buf, size_t len, struct proc_stat *ret);
 /* Parse "Tgid:" out of the text of /proc/PID/status. 0 or -EINVAL. */
 int procfs_parse_status_tgid(const char *buf, size_t len, pid_t *ret_tgid);
 
+/*
+ * Who may signal a process, by kill(2)'s rule: the sender's uid must equal
+ * the target's real or saved uid.
+ */
+struct proc_uids {
+	uint32_t ruid;         /* real */
+	uint32_t suid;         /* saved set-user-ID */
+};
+
+/* Parse "Uid:" (real, effective, saved, filesystem) out of the text of
+ * /proc/PID/status. 0 or -EINVAL. */
+int procfs_parse_status_uids(const char *buf, size_t len, struct proc_uids *ret);
+
 /* Parse "Pid:" out of the text of /proc/self/fdinfo/FD of a pidfd: 0 and the
  * pid; -ESRCH when it reads -1 (reaped); -EBADF when there is no Pid: line
  * (not a pidfd). */
@@ -39,6 +52,9 @@ int procfs_parse_pidfd_fdinfo(const char *buf, size_t len, pid_t *ret_pid);
 /* proc_root is "/proc" outside tests. -ENOENT when the pid does not exist. */
 int procfs_read_stat(const char *proc_root, pid_t pid, struct proc_stat *ret);
 int procfs_read_tgid(const char *proc_root, pid_t pid, pid_t *ret_tgid);
+/* The real and saved uid of pid (a zombie's too). -ENOENT when it is gone.
+ * The caller checks that pid is still the process it means. */
+int procfs_read_uids(const char *proc_root, pid_t pid, struct proc_uids *ret);
 int procfs_pidfd_pid(const char *proc_root, int pidfd, pid_t *ret_pid);
 
 /*

@@ -73,6 +73,7 @@ struct reg_down {
 	size_t refs;                     /* queued monitors pointing here */
 	struct reg_key key;              /* for registry_monitor_find() */
 	struct zm_down down;             /* ref unused */
+	struct hnode node;               /* in registry.downs, until released */
 };
 
 struct monitor {
@@ -103,6 +104,8 @@ struct target {
 	struct monitor *head, *tail;
 	size_t count;
 	struct hnode node;               /* in registry.targets */
+	struct reg_owner owner;          /* valid when has_owner */
+	bool has_owner;
 };
 
 struct reg_sub {
@@ -112,6 +115,7 @@ struct reg_sub {
 	struct mlist queue;              /* queued DOWNs, oldest first */
 	struct reg_sub *prev, *next;     /* registry.subs, for registry_free() */
 	struct reg_sub *fired_next;      /* during a fire: subs to tell ops->queued */
+	size_t *held;                    /* shared count of held monitors, or NULL */
 };
 
 struct registry {
@@ -123,6 +127,7 @@ struct registry {
 	size_t nsubs;
 	struct htab targets;             /* struct target by key */
 	struct htab monitors;            /* struct monitor by (sub id, ref), armed and queued */
+	struct htab downs;               /* struct reg_down by key, while DOWNs of it are queued */
 	size_t nqueued;                  /* queued monitors among them */
 	struct registry_counters counters;
 };
@@ -174,6 +179,8 @@ static uint64_t monitor_node_hash(const struct registry *r, const struct hnode *
 
 	return hash_ref(r, m->sub->id, m->ref);
 }
+
+static uint64_t down_node_hash(const struct registry *r, const struct hnode *n);
 
 static bool key_eq(const struct reg_key *x, const struct reg_key *y)
 {
@@ -394,6 +401,11 @@ static void free_target_node(struct hnode *n)
 	free(container_of(n, struct target, node));
 }
 
+static void free_down_node(struct hnode *n)
+{
+	free(container_of(n, struct reg_down, node));
+}
+
 static void free_monitor_node(struct hnode *n)
 {
 	free(container_of(n, struct monitor, node));
@@ -458,10 +470,23 @@ static bool monitor_queued(const struct monitor *m)
 	return m->target == NULL;
 }
 
-static void down_put(struct reg_down *d)
+static uint64_t down_node_hash(const struct registry *r, const struct hnode *n)
 {
-	if (--d->refs == 0)
-		free(d);
+	return hash_key(r, &container_of(n, struct reg_down, node)->key);
+}
+
+/* Drop one queued DOWN's hold on its death; the last one releases it. */
+static void down_put(struct registry *r, struct reg_down *d)
+{
+	struct reg_key key;
+
+	if (--d->refs > 0)
+		return;
+	key = d->key;
+	htab_remove(r, &r->downs, &d->node, hash_key(r, &key));
+	free(d);
+	if (r->ops.released)
+		r->ops.released(r->ctx, &key);
 }
 
 /*
@@ -476,6 +501,8 @@ static void monitor_drop(struct registry *r, struct monitor *m)
 	monitor_table_remove(r, m);
 	mlist_unlink(&m->sub->armed, m);
 	target_list_unlink(t, m);
+	if (m->sub->held)
+		(*m->sub->held)--;
 	free(m);
 	if (t->count == 0) {
 		struct reg_key key = t->key;
@@ -494,7 +521,9 @@ static void queued_drop(struct registry *r, struct monitor *m)
 	monitor_table_remove(r, m);
 	mlist_unlink(&m->sub->queue, m);
 	r->nqueued--;
-	down_put(m->down);
+	if (m->sub->held)
+		(*m->sub->held)--;
+	down_put(r, m->down);
 	free(m);
 }
 
@@ -512,8 +541,10 @@ struct registry *registry_new(const struct registry_ops *ops, void *ctx)
 	r->seed = registry_seed(r);
 	r->next_sub_id = 1;
 	if (htab_init(&r->targets, target_node_hash) < 0 ||
-	    htab_init(&r->monitors, monitor_node_hash) < 0) {
+	    htab_init(&r->monitors, monitor_node_hash) < 0 ||
+	    htab_init(&r->downs, down_node_hash) < 0) {
 		free(r->targets.cur);
+		free(r->monitors.cur);
 		free(r);
 		return NULL;
 	}
@@ -527,12 +558,11 @@ void registry_free(struct registry *r)
 	while (r->subs) {
 		struct reg_sub *s = r->subs;
 
-		/* The monitors themselves go with the table below. */
-		for (struct monitor *m = s->queue.head; m; m = m->s_next)
-			down_put(m->down);
+		/* The monitors and the deaths go with their tables below. */
 		r->subs = s->next;
 		free(s);
 	}
+	htab_destroy(&r->downs, free_down_node);
 	htab_destroy(&r->monitors, free_monitor_node);
 	htab_destroy(&r->targets, free_target_node);
 	free(r);
@@ -596,6 +626,16 @@ size_t registry_sub_queued(const struct reg_sub *s)
 	return s->queue.count;
 }
 
+void registry_sub_set_counter(struct reg_sub *s, size_t *held)
+{
+	s->held = held;
+}
+
+size_t registry_sub_held(const struct reg_sub *s)
+{
+	return s->armed.count + s->queue.count;
+}
+
 uint64_t registry_sub_oldest_ns(const struct reg_sub *s)
 {
 	return s->queue.head ? s->queue.head->enq_ns : 0;
@@ -652,6 +692,8 @@ int registry_monitor_add(struct registry *r, struct reg_sub *s, uint64_t ref,
 	target_list_append(t, m);
 	mlist_append(&s->armed, m);
 	monitor_table_insert(r, m);
+	if (s->held)
+		(*s->held)++;
 	r->counters.added[kind_index(key->kind)]++;
 	if (ret_new_target)
 		*ret_new_target = is_new;
@@ -684,6 +726,28 @@ bool registry_monitor_find(const struct registry *r, const struct reg_sub *s, ui
 	if (ret_key)
 		*ret_key = monitor_queued(m) ? m->down->key : m->target->key;
 	return true;
+}
+
+void registry_target_set_owner(struct registry *r, const struct reg_key *key,
+			       const struct reg_owner *owner)
+{
+	struct target *t = target_find(r, key);
+
+	if (t) {
+		t->owner = *owner;
+		t->has_owner = true;
+	}
+}
+
+int registry_target_owner(const struct registry *r, const struct reg_key *key,
+			  struct reg_owner *ret)
+{
+	const struct target *t = target_find(r, key);
+
+	if (!t || !t->has_owner)
+		return -ENOENT;
+	*ret = t->owner;
+	return 0;
 }
 
 bool registry_target_exists(const struct registry *r, const struct reg_key *key)
@@ -736,6 +800,8 @@ ssize_t registry_target_fire(struct registry *r, const struct reg_key *key,
 	free(t);
 	if (n == 0)
 		free(d);                 /* a target never exists without monitors */
+	else
+		htab_insert(r, &r->downs, &d->node, hash_key(r, &d->key));
 
 	/* Tell the dispatcher only now that the registry is consistent. */
 	while (fired) {
@@ -747,6 +813,20 @@ ssize_t registry_target_fire(struct registry *r, const struct reg_key *key,
 			r->ops.queued(r->ctx, s);
 	}
 	return (ssize_t)n;
+}
+
+bool registry_down_pending(const struct registry *r, const struct reg_key *key)
+{
+	uint64_t h = hash_key(r, key);
+
+	for (int which = 0; which < 2; which++) {
+		struct hnode **slot = htab_slot(&r->downs, h, which);
+
+		for (struct hnode *n = slot ? *slot : NULL; n; n = n->next)
+			if (key_eq(&container_of(n, struct reg_down, node)->key, key))
+				return true;
+	}
+	return false;
 }
 
 static void visit_chain(const struct hnode *n,

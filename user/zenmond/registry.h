@@ -56,6 +56,15 @@ struct registry_ops {
 	 * subscriber, after the whole fire. May be NULL.
 	 */
 	void (*queued)(void *ctx, struct reg_sub *s);
+	/*
+	 * The last queued DOWN of a fired target left the registry (popped,
+	 * taken back by a demonitor, or dropped with its subscriber): what the
+	 * caller kept for that death may go now (the kernel's FIRED watch,
+	 * which is what lets a restarted agent give a monitor brought back
+	 * the real reason of a DOWN that was never sent). Not called by
+	 * registry_free(). May be NULL.
+	 */
+	void (*released)(void *ctx, const struct reg_key *key);
 };
 
 /* NULL on -ENOMEM. ops may be NULL. */
@@ -120,6 +129,34 @@ int registry_monitor_remove(struct registry *r, struct reg_sub *s, uint64_t ref)
 bool registry_monitor_find(const struct registry *r, const struct reg_sub *s, uint64_t ref,
 			   struct reg_key *ret_key);
 
+/*
+ * Share one count among subscribers: the registry keeps *held equal to the
+ * monitors (armed and queued) of every subscriber given that counter, as
+ * they come and go, so a per-uid quota costs no walk. NULL: none. Set it
+ * while s holds no monitor; the counter must outlive s's monitors.
+ */
+void registry_sub_set_counter(struct reg_sub *s, size_t *held);
+/* Monitors s holds: armed ones and DOWNs queued, not yet popped. */
+size_t registry_sub_held(const struct reg_sub *s);
+
+/*
+ * Who a target belongs to, for the agent's access policy: the real and
+ * saved uid of a process (kill(2) allows a sender whose uid is either), the
+ * owner of a socket twice. Kept on the target, so that it is looked up in
+ * /proc or sock_diag once per target, not once per monitor.
+ */
+struct reg_owner {
+	uint32_t ruid;
+	uint32_t suid;
+};
+
+/* Record the owner of key's target, if it exists. */
+void registry_target_set_owner(struct registry *r, const struct reg_key *key,
+			       const struct reg_owner *owner);
+/* 0 and *ret; -ENOENT when there is no such target or no owner recorded on it. */
+int registry_target_owner(const struct registry *r, const struct reg_key *key,
+			  struct reg_owner *ret);
+
 /* Targets with armed monitors only: a fired target is gone from here. */
 bool registry_target_exists(const struct registry *r, const struct reg_key *key);
 size_t registry_target_monitors(const struct registry *r, const struct reg_key *key);
@@ -136,6 +173,9 @@ size_t registry_target_monitors(const struct registry *r, const struct reg_key *
  */
 ssize_t registry_target_fire(struct registry *r, const struct reg_key *key,
 			     const struct zm_down *down, uint64_t now_ns);
+
+/* Has a fired target of this key DOWNs still queued (released not yet called)? */
+bool registry_down_pending(const struct registry *r, const struct reg_key *key);
 
 /* Visit every target with armed monitors (fn must not change the registry). */
 void registry_foreach_target(const struct registry *r,

@@ -22,6 +22,7 @@
 #include "agent.h"
 #include "log.h"
 
+/* 1 when the last component was made here, 0 when it existed, -errno. */
 static int mkdir_p(const char *dir, mode_t mode)
 {
 	char tmp[PATH_MAX];
@@ -38,9 +39,35 @@ static int mkdir_p(const char *dir, mode_t mode)
 			return -errno;
 		*p = '/';
 	}
-	if (mkdir(tmp, mode) < 0 && errno != EEXIST)
-		return -errno;
-	return 0;
+	if (mkdir(tmp, mode) == 0)
+		return 1;
+	return errno == EEXIST ? 0 : -errno;
+}
+
+/*
+ * An agent that will run as another user must still be able to remove its
+ * socket at exit: give it the socket's directory if the agent made it. A
+ * directory that was there before stays as it is (it may be /run or /tmp);
+ * then the socket outlives the agent, and the next one replaces it.
+ */
+static void server_hand_over_dir(const struct agent *a, const char *dir, bool made)
+{
+	const struct priv_opts *u = &a->opts.run_as;
+
+	if (!u->have_user || u->uid == 0)
+		return;
+	if (!made) {
+		struct stat st;
+
+		if (stat(dir, &st) == 0 && st.st_uid != u->uid)
+			log_info("the socket directory %s is not %s's: the agent, running as %s, may not "
+				 "be able to remove its socket at exit (the next start replaces it)",
+				 dir, u->user, u->user);
+		return;
+	}
+	if (chown(dir, (uid_t)u->uid, (gid_t)u->gid) < 0)
+		log_warn("cannot give %s to user %s: %s (the socket will stay behind at exit)", dir,
+			 u->user, strerror(errno));
 }
 
 static int fill_addr(const char *path, struct sockaddr_un *sa)
@@ -99,12 +126,35 @@ static void server_on_accept(struct loop_source *src, uint32_t events)
 	}
 }
 
+/* The configured owner, group and mode on the socket file. 0 or -errno. */
+static int server_set_owner(const struct agent *a, const char *path)
+{
+	const struct agent_opts *o = &a->opts;
+
+	if (lchown(path, (uid_t)o->socket_uid, (gid_t)o->socket_gid) < 0) {
+		int e = errno;
+
+		log_error("cannot give %s to uid %u, gid %u: %s (run the agent as root, or choose a "
+			  "socket-owner and socket-group it may use)", path, o->socket_uid, o->socket_gid,
+			  strerror(e));
+		return -e;
+	}
+	if (chmod(path, o->socket_mode) < 0) {
+		int e = errno;
+
+		log_error("cannot set mode %04o on %s: %s", o->socket_mode, path, strerror(e));
+		return -e;
+	}
+	return 0;
+}
+
 int server_listen(struct agent *a)
 {
 	const char *path = a->opts.socket_path;
 	struct sockaddr_un sa;
 	char dir[PATH_MAX];
 	struct stat stt;
+	mode_t old_umask;
 	int fd, r;
 
 	if (fill_addr(path, &sa) < 0) {
@@ -118,6 +168,7 @@ int server_listen(struct agent *a)
 		log_error("cannot create the socket directory for %s: %s", path, strerror(-r));
 		return r;
 	}
+	server_hand_over_dir(a, dir, r == 1);
 	if (lstat(path, &stt) == 0) {
 		if (!S_ISSOCK(stt.st_mode)) {
 			log_error("%s exists and is not a socket: remove it or choose another --socket", path);
@@ -141,16 +192,25 @@ int server_listen(struct agent *a)
 		log_error("cannot create a Unix socket: %s", strerror(errno));
 		return -errno;
 	}
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+	/* Born owner-only, so that nobody connects before the owner, group
+	 * and mode below are in place. */
+	old_umask = umask(0177);
+	r = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+	umask(old_umask);
+	if (r < 0) {
 		r = -errno;
 		log_error("cannot bind %s: %s", path, strerror(errno));
 		close(fd);
 		return r;
 	}
 	a->socket_bound = true;
-	/* Who may connect is decided by the socket file's permissions. */
-	if (chmod(path, a->opts.socket_mode) < 0)
-		log_warn("cannot set mode %04o on %s: %s", a->opts.socket_mode, path, strerror(errno));
+	/* Who may connect is decided by the socket file's owner, group and
+	 * mode; then access.h decides what each may monitor. */
+	r = server_set_owner(a, path);
+	if (r < 0) {
+		close(fd);
+		return r;
+	}
 	if (listen(fd, SOMAXCONN) < 0) {
 		r = -errno;
 		log_error("cannot listen on %s: %s", path, strerror(errno));

@@ -122,6 +122,7 @@ static void sockdiag_sock_from_msg(const struct inet_diag_msg *m, struct sockdia
 	memset(ret, 0, sizeof(*ret));
 	ret->cookie = (uint64_t)m->id.idiag_cookie[0] | ((uint64_t)m->id.idiag_cookie[1] << 32);
 	ret->state = m->idiag_state;
+	ret->uid = m->idiag_uid;
 	ret->tuple.local.family = m->idiag_family;
 	ret->tuple.remote.family = m->idiag_family;
 	memcpy(ret->tuple.local.addr, m->id.idiag_src, alen);
@@ -284,6 +285,18 @@ static int sockdiag_on_sock(void *ctx, const struct sockdiag_sock *s)
 
 int sockdiag_lookup(const struct sockdiag_tuple *t, uint64_t *ret_cookie, uint8_t *ret_state)
 {
+	struct sockdiag_sock s;
+	int r = sockdiag_lookup_sock(t, &s);
+
+	if (r < 0)
+		return r;
+	*ret_cookie = s.cookie;
+	*ret_state = s.state;
+	return 0;
+}
+
+int sockdiag_lookup_sock(const struct sockdiag_tuple *t, struct sockdiag_sock *ret)
+{
 	struct sockdiag_request rq = { 0 };
 	struct sockdiag_found f = { .want.tuple = *t };
 	size_t alen;
@@ -311,8 +324,7 @@ int sockdiag_lookup(const struct sockdiag_tuple *t, uint64_t *ret_cookie, uint8_
 	/* Not found, or a listener answered for its port. */
 	if (!f.found || f.sock.state == TCP_LISTEN)
 		return -ENOENT;
-	*ret_cookie = f.sock.cookie;
-	*ret_state = f.sock.state;
+	*ret = f.sock;
 	return 0;
 }
 
@@ -331,6 +343,17 @@ int sockdiag_dump(int family, sockdiag_sock_fn fn, void *ctx)
 
 int sockdiag_cookie_state(uint64_t cookie, uint8_t *ret_state)
 {
+	struct sockdiag_sock s;
+	int r = sockdiag_cookie_sock(cookie, &s);
+
+	if (r < 0)
+		return r;
+	*ret_state = s.state;
+	return 0;
+}
+
+int sockdiag_cookie_sock(uint64_t cookie, struct sockdiag_sock *ret)
+{
 	struct sockdiag_found f = { .want.cookie = cookie, .by_cookie = true };
 	int r;
 
@@ -341,7 +364,7 @@ int sockdiag_cookie_state(uint64_t cookie, uint8_t *ret_state)
 		return r;
 	if (!f.found)
 		return -ENOENT;
-	*ret_state = f.sock.state;
+	*ret = f.sock;
 	return 0;
 }
 

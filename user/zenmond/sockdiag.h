@@ -33,6 +33,7 @@ struct sockdiag_tuple {
 struct sockdiag_sock {
 	uint64_t cookie;
 	uint8_t state; /* TCP_ESTABLISHED = 1, ... (netinet/tcp.h); TCP_SYN_RECV for a request */
+	uint32_t uid;  /* its owner: the uid of the socket's inode (0 for a time-wait entry) */
 	struct sockdiag_tuple tuple;
 };
 
@@ -59,6 +60,8 @@ int sockdiag_cookie_of_fd(int fd, uint64_t *ret_cookie, uint8_t *ret_state);
  * AF_INET6 ends holding v4-mapped addresses find IPv4 sockets too.
  */
 int sockdiag_lookup(const struct sockdiag_tuple *t, uint64_t *ret_cookie, uint8_t *ret_state);
+/* The same, the whole answer: cookie, state, owner and ends. */
+int sockdiag_lookup_sock(const struct sockdiag_tuple *t, struct sockdiag_sock *ret);
 
 /*
  * The state of the TCP socket (or time-wait entry) with this cookie in this
@@ -67,6 +70,8 @@ int sockdiag_lookup(const struct sockdiag_tuple *t, uint64_t *ret_cookie, uint8_
  * TCP socket: milliseconds for tens of thousands. -ENOENT if none has it.
  */
 int sockdiag_cookie_state(uint64_t cookie, uint8_t *ret_state);
+/* The same, the whole answer: state, owner and ends. */
+int sockdiag_cookie_sock(uint64_t cookie, struct sockdiag_sock *ret);
 
 /*
  * Call fn for every TCP socket and time-wait entry of one family (AF_INET or

@@ -1,0 +1,964 @@
+// SPDX-License-Identifier: LGPL-2.1 OR BSD-2-Clause
+/*
+ * Access control against the real agent: the socket file's owner, group and
+ * mode; what a subscriber that is not root may monitor (processes it could
+ * signal, sockets it owns, what it passes by fd) and what allow-uids and
+ * allow-groups lift; the quotas (monitors per subscriber and per uid,
+ * connections per uid, requests per second, queued bytes) refusing only the
+ * excess; and the agent after set-up: CAP_SYS_PTRACE effective,
+ * CAP_NET_ADMIN only permitted (and raised only for its one use), nothing
+ * else, no_new_privs, running as the configured user, and still delivering
+ * every DOWN, a zombie's real exit status included.
+ *
+ * The unprivileged side runs in a forked child that becomes nobody (uid and
+ * gid 65534, no other group) before it connects, so that SO_PEERCRED
+ * reports nobody; its checks print what failed and make it exit non-zero.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+#define NOBODY 65534
+#define CAP_SYS_PTRACE_BIT (1ULL << 19)
+#define CAP_NET_ADMIN_BIT (1ULL << 12)
+/* Kept: CAP_SYS_PTRACE effective, CAP_NET_ADMIN only permitted (priv.c). */
+#define KEPT_BITS (CAP_SYS_PTRACE_BIT | CAP_NET_ADMIN_BIT)
+
+/* In the nobody child: on failure say what and where, and fail the child. */
+#define CHECK(cond, ...)                                                                  \
+	do {                                                                              \
+		if (!(cond)) {                                                            \
+			fprintf(stderr, "  [as nobody] %s:%d: check failed: %s: ", __FILE__, \
+				__LINE__, #cond);                                         \
+			fprintf(stderr, __VA_ARGS__);                                     \
+			fputc('\n', stderr);                                              \
+			return 1;                                                         \
+		}                                                                         \
+	} while (0)
+
+/* What the parent hands its nobody child. */
+struct job {
+	const struct zmh_agent *agent;
+	pid_t root_pid;               /* a process of root's */
+	uint64_t root_start;
+	uint64_t root_cookie;         /* a TCP socket of root's */
+	struct zm_tcp_tuple root_tuple;
+	int root_sock;                /* that socket, inherited across the fork */
+	struct zmh_child *root_child; /* the process of root_pid */
+	int ready_fd;                 /* the child writes a byte here: see as_nobody_then() */
+	int go_fd;                    /* and reads one here once then() is done */
+	char conf[96];                /* the agent's configuration file, if the test made one */
+};
+
+/*
+ * Run fn as nobody in a child; its exit status (0: all its checks passed).
+ * With then: when the child writes a byte to j->ready_fd (it is watching),
+ * the parent, which may do what nobody may not, runs then(j).
+ */
+static int as_nobody_then(int (*fn)(const struct job *j), struct job *j,
+			  void (*then)(const struct job *j))
+{
+	int ws, p[2] = { -1, -1 }, go[2] = { -1, -1 };
+	pid_t pid;
+
+	if (then && (pipe2(p, O_CLOEXEC) < 0 || pipe2(go, O_CLOEXEC) < 0))
+		return -errno;
+	j->ready_fd = p[1];
+	j->go_fd = go[0];
+	fflush(NULL);
+	pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid == 0) {
+		if (setgroups(0, NULL) < 0 || setresgid(NOBODY, NOBODY, NOBODY) < 0 ||
+		    setresuid(NOBODY, NOBODY, NOBODY) < 0) {
+			fprintf(stderr, "  cannot become nobody: %s\n", strerror(errno));
+			_exit(100);
+		}
+		_exit(fn(j));
+	}
+	if (then) {
+		char b;
+
+		close(p[1]);
+		close(go[0]);
+		if (zmh_fd_wait(p[0], POLLIN, ZMH_TIMEOUT_MS) == 1 && read(p[0], &b, 1) == 1) {
+			then(j);
+			if (write(go[1], "g", 1) != 1)
+				fprintf(stderr, "  cannot tell the child to go on: %s\n", strerror(errno));
+		}
+		close(p[0]);
+		close(go[1]);
+	}
+	if (waitpid(pid, &ws, 0) != pid)
+		return -errno;
+	return WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws);
+}
+
+static int as_nobody(int (*fn)(const struct job *j), struct job *j)
+{
+	return as_nobody_then(fn, j, NULL);
+}
+
+/* In the child: tell the parent to go on (as_nobody_then()). */
+static int ready(const struct job *j)
+{
+	return write(j->ready_fd, "r", 1) == 1 ? 0 : -errno;
+}
+
+/* In the child: ready(), then wait until the parent's then() is done. */
+static int ready_and_wait(const struct job *j)
+{
+	char b;
+
+	if (ready(j) < 0)
+		return -errno;
+	if (zmh_fd_wait(j->go_fd, POLLIN, ZMH_TIMEOUT_MS) != 1 || read(j->go_fd, &b, 1) != 1)
+		return -ETIMEDOUT;
+	return 0;
+}
+
+/* The parent's part: root's process exits 7. */
+static void end_root_child(const struct job *j)
+{
+	zmh_child_exit(j->root_child, 7);
+}
+
+/*
+ * The socket listens a moment before the agent drops its privileges and
+ * says it is ready (it serves nothing before): wait for that.
+ */
+static void wait_ready(const struct zmh_agent *a)
+{
+	int64_t deadline = zmh_mono_ms() + ZMH_TIMEOUT_MS;
+
+	while (!zmh_agent_log_has(a, " ready: socket ")) {
+		if (zmh_mono_ms() > deadline) {
+			zmh_agent_dump_log(a);
+			fail_msg("the agent did not log that it is ready");
+		}
+		zmh_sleep_ms(10);
+	}
+}
+
+/* An agent of the test's own with these options, its socket reachable by
+ * nobody (the harness's temp dir is root's, mode 0700). */
+static void start_agent(struct zmh_agent *a, const char *const *extra)
+{
+	assert_int_equal(zmh_extra_agent_start(a, extra), 0);
+	assert_int_equal(chmod(a->dir, 0711), 0);
+	wait_ready(a);
+}
+
+/* The ERROR collected for ref, or NULL. */
+static const struct zmh_err *err_for(const struct zmh_collector *col, uint64_t ref)
+{
+	for (size_t i = 0; i < col->nerr; i++)
+		if (col->errs[i].ref == ref)
+			return &col->errs[i];
+	return NULL;
+}
+
+static int count_errors(const struct zmh_collector *col, int code)
+{
+	int n = 0;
+
+	for (size_t i = 0; i < col->nerr; i++)
+		n += col->errs[i].error == code;
+	return n;
+}
+
+/* "Name:\tvalue" from /proc/PID/status, into buf. 0 or -errno. */
+static int status_field(pid_t pid, const char *name, char *buf, size_t len)
+{
+	char path[64], line[512];
+	size_t nlen = strlen(name);
+	FILE *f;
+	int r = -ENOENT;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f)) {
+		if (strncmp(line, name, nlen) == 0 && line[nlen] == ':') {
+			char *v = line + nlen + 1;
+
+			v += strspn(v, " \t");
+			v[strcspn(v, "\n")] = '\0';
+			snprintf(buf, len, "%s", v);
+			r = 0;
+			break;
+		}
+	}
+	fclose(f);
+	return r;
+}
+
+static unsigned long long status_hex(pid_t pid, const char *name)
+{
+	char buf[64];
+
+	if (status_field(pid, name, buf, sizeof(buf)) < 0)
+		fail_msg("no %s: line in /proc/%d/status", name, (int)pid);
+	return strtoull(buf, NULL, 16);
+}
+
+/* ---- the socket file ----------------------------------------------------- */
+
+static int connect_raw_path(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), r;
+
+	if (fd < 0)
+		return -errno;
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	r = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ? -errno : 0;
+	close(fd);
+	return r;
+}
+
+static int nobody_cannot_connect(const struct job *j)
+{
+	int r = connect_raw_path(j->agent->sock);
+
+	CHECK(r == -EACCES, "connect(%s) gave %s, want EACCES", j->agent->sock, strerror(-r));
+	return 0;
+}
+
+static int nobody_can_connect(const struct job *j)
+{
+	int r = connect_raw_path(j->agent->sock);
+
+	CHECK(r == 0, "connect(%s) gave %s, want success", j->agent->sock, strerror(-r));
+	return 0;
+}
+
+static void test_socket_is_root_only_by_default(void **state)
+{
+	struct zmh_env *env = zmh_env(state);
+	const struct group *g = getgrnam("zenmon");
+	struct job j = { .agent = &env->agent };
+	struct stat st;
+
+	assert_int_equal(stat(env->agent.sock, &st), 0);
+	assert_int_equal(st.st_uid, 0);
+	if (g) {
+		assert_int_equal(st.st_gid, g->gr_gid);
+		assert_int_equal(st.st_mode & 07777, 0660);
+	} else {
+		assert_int_equal(st.st_gid, 0);
+		assert_int_equal(st.st_mode & 07777, 0600);
+	}
+	/* Even with the way through the directory open, nobody is kept out. */
+	assert_int_equal(chmod(env->agent.dir, 0711), 0);
+	assert_int_equal(as_nobody(nobody_cannot_connect, &j), 0);
+	assert_int_equal(chmod(env->agent.dir, 0700), 0);
+}
+
+static void test_socket_owner_group_and_mode_are_configurable(void **state)
+{
+	static const char *const args[] = { "--socket-owner", "nobody", "--socket-group", "nogroup",
+					    "--socket-mode", "0640", NULL };
+	struct zmh_agent a;
+	struct job j = { .agent = &a };
+	struct stat st;
+
+	(void)zmh_env(state);
+	start_agent(&a, args);
+	assert_int_equal(stat(a.sock, &st), 0);
+	assert_int_equal(st.st_uid, NOBODY);
+	assert_int_equal(st.st_gid, NOBODY);
+	assert_int_equal(st.st_mode & 07777, 0640);
+	/* The owner may connect: its mode says so. */
+	assert_int_equal(as_nobody(nobody_can_connect, &j), 0);
+	assert_int_equal(zmh_extra_agent_stop(&a), 0);
+}
+
+/* ---- privileges ---------------------------------------------------------- */
+
+static void test_agent_keeps_only_the_capabilities_it_uses_after_set_up(void **state)
+{
+	struct zmh_env *env = zmh_env(state);
+	pid_t pid = env->agent.pid;
+	char buf[128];
+
+	wait_ready(&env->agent);
+	assert_int_equal(status_hex(pid, "CapEff"), CAP_SYS_PTRACE_BIT);
+	assert_int_equal(status_hex(pid, "CapPrm"), KEPT_BITS);
+	assert_int_equal(status_hex(pid, "CapInh"), 0);
+	assert_int_equal(status_hex(pid, "CapAmb"), 0);
+	/* Started with CAP_SETPCAP (root): the bounding set is narrowed too. */
+	assert_int_equal(status_hex(pid, "CapBnd"), KEPT_BITS);
+	assert_int_equal(status_field(pid, "NoNewPrivs", buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "1");
+	/* Without a user setting it stays root. */
+	assert_int_equal(status_field(pid, "Uid", buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "0\t0\t0\t0");
+	assert_true(zmh_agent_log_has(&env->agent,
+				      "dropped privileges: running as uid 0 with capabilities "
+				      "cap_net_admin,cap_sys_ptrace"));
+}
+
+static void test_agent_runs_as_the_configured_user_and_still_delivers(void **state)
+{
+	char dir[] = "/tmp/zm-acc-XXXXXX", sock[96], run[80], buf[128];
+	const char *args[] = { "--user", "nobody", "--socket", sock, NULL };
+	struct zmh_collector *col;
+	const struct zm_down_info *d;
+	struct zm_client *cl;
+	struct zmh_child live, zombie;
+	struct zmh_agent a;
+	uint64_t ref1 = 0, ref2 = 0;
+	struct stat st;
+
+	(void)zmh_env(state);
+	/* The agent makes run/ and, as it will run as nobody, gives it to
+	 * nobody, so that it can remove its socket at exit. */
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(chmod(dir, 0755), 0);
+	snprintf(run, sizeof(run), "%s/run", dir);
+	snprintf(sock, sizeof(sock), "%s/sock", run);
+	start_agent(&a, args);
+
+	assert_int_equal(status_field(a.pid, "Uid", buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "65534\t65534\t65534\t65534");
+	assert_int_equal(status_field(a.pid, "Gid", buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "65534\t65534\t65534\t65534");
+	assert_int_equal(status_hex(a.pid, "CapEff"), CAP_SYS_PTRACE_BIT);
+	assert_int_equal(status_hex(a.pid, "CapPrm"), KEPT_BITS);
+	assert_int_equal(stat(sock, &st), 0);
+	assert_int_equal(st.st_uid, NOBODY);
+	assert_int_equal(stat(run, &st), 0);
+	assert_int_equal(st.st_uid, NOBODY);
+
+	/* Root's processes, watched by an agent that is nobody now: a live one
+	 * that is killed, and one already dead (a zombie) when monitored, whose
+	 * exit status only CAP_SYS_PTRACE lets the agent read. */
+	col = zmh_collector_new();
+	assert_int_equal(zmh_connect(&a, "it-acc-user", col, &cl), 0);
+	assert_int_equal(zmh_child_spawn(&live), 0);
+	assert_int_equal(zm_monitor_pid(cl, live.pid, &ref1), 0);
+	assert_int_equal(zmh_sync(cl, col), 0);
+	assert_int_equal(zmh_child_kill(&live, SIGKILL), 0);
+	assert_int_equal(zmh_child_spawn(&zombie), 0);
+	assert_int_equal(zmh_child_exit(&zombie, 42), 0);
+	assert_int_equal(zmh_child_wait_zombie(&zombie), 0);
+	assert_int_equal(zm_monitor_pid_start(cl, zombie.pid, zombie.start_ticks, &ref2), 0);
+	assert_int_equal(zmh_wait_downs(cl, col, 2, ZMH_TIMEOUT_MS), 2);
+	assert_int_equal(col->nerr, 0);
+	assert_int_equal(zmh_collector_count(col, ref1, &d), 1);
+	assert_int_equal(d->reason, ZM_DOWN_KILLED);
+	assert_int_equal(d->signal, SIGKILL);
+	assert_int_equal(zmh_collector_count(col, ref2, &d), 1);
+	if (d->reason != ZM_DOWN_EXITED || d->status != 42)
+		fail_msg("a zombie that exited 42 was reported %s (status %d), want exited 42",
+			 zm_reason_str(d->reason), d->status);
+	assert_int_equal(zmh_child_reap(&live), 0);
+	assert_int_equal(zmh_child_reap(&zombie), 0);
+	zmh_client_close(cl);
+
+	/* It still stops cleanly and takes its socket with it. */
+	assert_int_equal(zmh_extra_agent_stop(&a), 0);
+	assert_int_equal(access(sock, F_OK), -1);
+	assert_int_equal(rmdir(run), 0);
+	assert_int_equal(rmdir(dir), 0);
+}
+
+/*
+ * CAP_NET_ADMIN is permitted but not effective: raised to grow a dropped
+ * subscriber's socket for its last ERROR, lowered right after.
+ */
+static void test_net_admin_is_raised_only_for_a_dropped_subscriber_s_last_error(void **state)
+{
+	static const char *const args[] = { "--stall-timeout", "1", NULL };
+	enum { N = 40000 };   /* DOWNs: more than a socket holds */
+	struct zmh_collector *col = zmh_collector_new(), *scol = zmh_collector_new();
+	struct zm_client *c, *statc;
+	struct zmh_child ch;
+	struct zmh_agent a;
+	uint64_t ref, dropped = 0;
+	int64_t deadline;
+	char *text;
+	int r = 0;
+
+	(void)zmh_env(state);
+	start_agent(&a, args);
+	assert_int_equal(zmh_connect(&a, "it-acc-stall-status", scol, &statc), 0);
+	assert_int_equal(zmh_connect(&a, "it-acc-stall", col, &c), 0);
+	assert_int_equal(zmh_child_spawn(&ch), 0);
+	for (int i = 0; i < N; i++)
+		assert_int_equal(zm_monitor_pid(c, ch.pid, &ref), 0);
+	assert_int_equal(zmh_sync(c, col), 0);
+	assert_int_equal(col->nerr, 0);
+	assert_int_equal(zmh_child_kill(&ch, SIGKILL), 0);
+	assert_int_equal(zmh_child_reap(&ch), 0);
+	/* c reads nothing now: after a second the agent drops it. */
+	deadline = zmh_mono_ms() + ZMH_TIMEOUT_MS;
+	while (dropped == 0) {
+		assert_true(zmh_mono_ms() < deadline);
+		zmh_sleep_ms(100);
+		assert_int_equal(zmh_status(statc, &text), 0);
+		assert_int_equal(zmh_status_u64(text, "subscribers_dropped", &dropped), 0);
+		free(text);
+	}
+	assert_int_equal(status_hex(a.pid, "CapEff"), CAP_SYS_PTRACE_BIT);
+	assert_int_equal(status_hex(a.pid, "CapPrm"), KEPT_BITS);
+	/* And the dropped subscriber reads why, after what its socket held. */
+	deadline = zmh_mono_ms() + ZMH_TIMEOUT_MS;
+	while (r != -ENOTCONN) {
+		r = zm_wait(c, 100, zmh_on_down, col);
+		assert_true(r >= 0 || r == -ENOTCONN);
+		assert_true(zmh_mono_ms() < deadline);
+	}
+	assert_true(col->n < N);
+	assert_true(col->nerr > 0);
+	assert_int_equal(col->errs[col->nerr - 1].error, ETIMEDOUT);
+	zmh_client_close(c);
+	zmh_client_close(statc);
+	assert_int_equal(zmh_extra_agent_stop(&a), 0);
+}
+
+/* ---- the policy ---------------------------------------------------------- */
+
+static int nobody_is_refused_roots_process(const struct job *j)
+{
+	struct zmh_collector *col = zmh_collector_new();
+	const struct zmh_err *e1, *e2;
+	struct zm_client *cl;
+	uint64_t r1 = 0, r2 = 0, r3 = 0;
+	long n;
+
+	CHECK(zmh_connect(j->agent, "it-acc-nobody", col, &cl) == 0, "connect");
+	CHECK(zm_monitor_pid(cl, j->root_pid, &r1) == 0, "send");
+	CHECK(zm_monitor_pid_start(cl, j->root_pid, j->root_start, &r2) == 0, "send");
+	/* Gone processes reveal nothing: noproc, not EPERM. */
+	CHECK(zm_monitor_pid_start(cl, j->root_pid, j->root_start + 1, &r3) == 0, "send");
+	CHECK(zmh_sync(cl, col) == 0, "sync");
+	e1 = err_for(col, r1);
+	e2 = err_for(col, r2);
+	CHECK(e1 && e1->error == EPERM, "by pid: %s", e1 ? strerror(e1->error) : "no error");
+	CHECK(e2 && e2->error == EPERM, "by pid and start: %s", e2 ? strerror(e2->error) : "no error");
+	CHECK(strstr(e1->message, "belongs to uid 0") != NULL, "message: %s", e1->message);
+	CHECK(!err_for(col, r3), "noproc case got an error: %s", err_for(col, r3)->message);
+	n = zmh_wait_downs(cl, col, 1, ZMH_TIMEOUT_MS);
+	CHECK(n == 1 && col->downs[0].ref == r3 && col->downs[0].reason == ZM_DOWN_NOPROC,
+	      "want one noproc DOWN, got %ld", n);
+	/* Its death, later, goes to nobody. */
+	CHECK(kill(j->root_pid, 0) < 0 && errno == EPERM, "nobody may signal root's process?");
+	return 0;
+}
+
+static void test_restricted_subscriber_gets_eperm_for_roots_process(void **state)
+{
+	static const char *const args[] = { "--socket-mode", "0666", NULL };
+	struct zmh_collector *col = zmh_collector_new();
+	struct zm_client *cl;
+	struct zmh_child c;
+	struct zmh_agent a;
+	struct job j = { .agent = &a };
+	uint64_t ref = 0;
+
+	(void)zmh_env(state);
+	start_agent(&a, args);
+	assert_int_equal(zmh_child_spawn(&c), 0);
+	j.root_pid = c.pid;
+	j.root_start = c.start_ticks;
+	/* Root watches it first: the fast path, where the target exists. */
+	assert_int_equal(zmh_connect(&a, "it-acc-root", col, &cl), 0);
+	assert_int_equal(zm_monitor_pid(cl, c.pid, &ref), 0);
+	assert_int_equal(zmh_sync(cl, col), 0);
+	assert_int_equal(as_nobody(nobody_is_refused_roots_process, &j), 0);
+	/* Root's monitor is untouched by the refusals. */
+	assert_int_equal(zmh_child_exit(&c, 3), 0);
+	assert_int_equal(zmh_wait_downs(cl, col, 1, ZMH_TIMEOUT_MS), 1);
+	assert_int_equal(col->downs[0].status, 3);
+	assert_int_equal(zmh_child_reap(&c), 0);
+	assert_int_equal(zmh_extra_agent_stop(&a), 0);
+}
+
+static int nobody_monitors_its_own_process(const struct job *j)
+{
+	struct zmh_collector *col = zmh_collector_new();
+	const struct zm_down_info *d;
+	struct zm_client *cl;
+	struct zmh_child c;
+	uint64_t r1 = 0, r2 = 0, r3 = 0;
+
+	CHECK(zmh_child_spawn(&c) == 0, "spawn");
+	CHECK(zmh_connect(j->agent, "it-acc-own", col, &cl) == 0, "connect");
+	CHECK(zm_monitor_pid(cl, c.pid, &r1) == 0, "send");
+	/* The second and third take the fast paths (pid hint, known target). */
+	CHECK(zm_monitor_pid(cl, c.pid, &r2) == 0, "send");
+	CHECK(zm_monitor_pid_start(cl, c.pid, c.start_ticks, &r3) == 0, "send");
+	CHECK(zmh_sync(cl, col) == 0, "sync");
+	CHECK(col->nerr == 0, "error %s: %s", strerror(col->errs[0].error), col->errs[0].message);
+	CHECK(zmh_child_kill(&c, SIGTERM) == 0, "kill");
+	CHECK(zmh_wait_downs(cl, col, 3, ZMH_TIMEOUT_MS) == 3, "want 3 DOWNs, got %zu", col->n);
+	CHECK(zmh_collector_count(col, r1, &d) == 1 && d->reason == ZM_DOWN_KILLED &&
+	      d->signal == SIGTERM, "DOWN for r1");
+	CHECK(zmh_child_reap(&c) == 0, "reap");
+	return 0;
+}
+
+static void test_restricted_subscriber_monitors_its_own_process(void **state)
+{
+	static const char *const args[] = { "--socket-mode", "0666", NULL };
+	struct zmh_agent a;
+	struct job j = { .agent = &a };
+
+	(void)zmh_env(state);
+	start_agent(&a, args);
+	assert_int_equal(as_nobody(nobody_monitors_its_own_process, &j), 0);
+	assert_int_equal(zmh_extra_agent_stop(&a), 0);
+}
+
+static int nobody_passes_a_pidfd_of_roots_process(const struct job *j)
+{
+	struct zmh_collector *col = zmh_collector_new();
+	const struct zm_down_info *d;
+	struct zm_client *cl;
+	uint64_t ref = 0;
+	int pidfd;
+
+	/* pidfd_open(2) asks for no permission; what it gives tells its holder
+	 * the exit status itself (PIDFD_INFO_EXIT), so the agent accepts it. */
+	pidfd = (int)syscall(SYS_pidfd_open, j->root_pid, 0);
+	CHECK(pidfd >= 0, "pidfd_open: %s", strerror(errno));
+	CHECK(zmh_connect(j->agent, "it-acc-pidfd", col, &cl) == 0, "connect");
+	CHECK(zm_monitor_pidfd(cl, pidfd, &ref) == 0, "send");
+	CHECK(zmh_sync(cl, col) == 0, "sync");
+	CHECK(col->nerr == 0, "error %s: %s", strerror(col->errs[0].error), col->errs[0].message);
+	/* The parent ends it once this child says it is watching. */
+	CHECK(ready(j) == 0, "ready: %s", strerror(errno));
+	CHECK(zmh_wait_downs(cl, col, 1, ZMH_TIMEOUT_MS) == 1, "no DOWN");
+	CHECK(zmh_collector_count(col, ref, &d) == 1 && d->reason == ZM_DOWN_EXITED &&
+	      d->status == 7, "want exited 7, got %s %d", zm_reason_str(d->reason), d->status);
+	return 0;
+}
+
+static void test_a_passed_pidfd_needs_no_ownership(void **state)
+{
+	static const char *const args[] = { "--socket-mode", "0666", NULL };
+	struct zmh_child c;
+	struct zmh_agent a;
+	struct job j = { .agent = &a };
+
+	(void)zmh_env(state);
+	start_agent(&a, args);
+	assert_int_equal(zmh_child_spawn(&c), 0);
+	j.root_pid = c.pid;
+	j.root_child = &c;
+	assert_int_equal(as_nobody_then(nobody_passes_a_pidfd_of_roots_process, &j, end_root_child),
+			 0);
+	assert_int_equal(zmh_child_reap(&c), 0);
+	assert_int_equal(WEXITSTATUS(c.wstatus), 7);
+	assert_int_equal(zmh_extra_agent_stop(&a), 0);
+}
+
+static int nobody_and_sockets(const struct job *j)
+{
+	struct zmh_rawcol *col = zmh_rawcol_new();
+	const struct zm_error *e;
+	struct zm_tcp_tuple own_tuple;
+	uint64_t own_cookie;
+	struct zmh_raw r;
+	int cli, srv;
+
+	CHECK(zmh_raw_connect_named(&r, j->agent->sock, "it-acc-tcp") == 0, "connect");
+	/* Root's socket, by cookie and by its ends: not nobody's. */
+	CHECK(zmh_raw_monitor_tcp_cookie(&r, 1, j->root_cookie) == 0, "send");
+	CHECK(zmh_raw_monitor_tcp_tuple(&r, 2, &j->root_tuple) == 0, "send");
+	/* The same socket passed by fd (inherited): passing proves access. */
+	CHECK(zmh_raw_monitor_tcp_fd(&r, 3, j->root_sock) == 0, "send");
+	/* Its own connection, every way. */
+	CHECK(zmh_tcp_pair(AF_INET, "127.0.0.1", &cli, &srv) == 0, "tcp pair");
+	CHECK(zmh_sock_cookie(cli, &own_cookie) == 0, "cookie");
+	CHECK(zmh_sock_tuple(cli, &own_tuple) == 0, "tuple");
+	CHECK(zmh_raw_monitor_tcp_cookie(&r, 4, own_cookie) == 0, "send");
+	CHECK(zmh_raw_monitor_tcp_tuple(&r, 5, &own_tuple) == 0, "send");
+	CHECK(zmh_raw_monitor_tcp_fd(&r, 6, cli) == 0, "send");
+	CHECK(zmh_raw_sync_col(&r, col) == 0, "sync");
+	for (uint64_t ref = 1; ref <= 2; ref++) {
+		e = zmh_rawcol_err(col, ref);
+		CHECK(e && e->code == EPERM, "ref %llu: %s", (unsigned long long)ref,
+		      e ? strerror(e->code) : "no error");
+		CHECK(strstr(e->message, "belongs to uid 0"), "message: %s", e->message);
+	}
+	for (uint64_t ref = 3; ref <= 6; ref++) {
+		e = zmh_rawcol_err(col, ref);
+		CHECK(!e, "ref %llu: %s", (unsigned long long)ref, e->message);
+	}
+	/* Closing its connection fires its three monitors. */
+	CHECK(zmh_sock_linger0(cli) == 0, "linger");
+	zmh_fd_close(cli);
+	CHECK(zmh_raw_collect(&r, col, 3, ZMH_TIMEOUT_MS) == 3, "want 3 DOWNs, got %zu", col->n);
+	for (size_t i = 0; i < col->n; i++)
+		CHECK(col->downs[i].ref >= 4 && col->downs[i].reason == ZM_REASON_TCP_CLOSED,
+		      "DOWN %zu: ref %llu reason %u", i, (unsigned long long)col->downs[i].ref,
+		      col->downs[i].reason);
+	return 0;
+}
+
+static void test_restricted_subscriber_gets_eperm_for_another_users_socket(void **state)
+{
+	static const char *const args[] = { "--socket-mode", "0666", NULL };
+	struct zmh_agent a;
+	struct job j = { .agent = &a };
+	int cli, srv;
+
+	(void)zmh_env(state);
+	start_agent(&a, args);
+	assert_int_equal(zmh_tcp_pair(AF_INET, "127.0.0.1", &cli, &srv), 0);
+	assert_int_equal(zmh_sock_cookie(cli, &j.root_cookie), 0);
+	assert_int_equal(zmh_sock_tuple(cli, &j.root_tuple), 0);
+	j.root_sock = cli;
+	assert_int_equal(as_nobody(nobody_and_sockets, &j), 0);
+	assert_int_equal(zmh_extra_agent_stop(&a), 0);
+}
+
+static int nobody_may_monitor_roots_process(const struct job *j)
+{
+	struct zmh_collector *col = zmh_collector_new();
+	struct zm_client *cl;
+	uint64_t ref = 0;
+
+	CHECK(zmh_connect(j->agent, "it-acc-allowed", col, &cl) == 0, "connect");
+	CHECK(zm_monitor_pid(cl, j->root_pid, &ref) == 0, "send");
+	CHECK(zmh_sync(cl, col) == 0, "sync");
+	CHECK(col->nerr == 0, "error %s: %s", strerror(col->errs[0].error), col->errs[0].message);
+	CHECK(ready(j) == 0, "ready: %s", strerror(errno));
+	CHECK(zmh_wait_downs(cl, col, 1, ZMH_TIMEOUT_MS) == 1, "no DOWN");
+	CHECK(col->downs[0].reason == ZM_DOWN_EXITED && col->downs[0].status == 7, "want exited 7");
+	return 0;
+}
+
+static void allowed_case(const char *const *args)
+{
+	struct zmh_child c;
+	struct zmh_agent a;
+	struct job j = { .agent = &a };
+
+	start_agent(&a, args);
+	assert_int_equal(zmh_child_spawn(&c), 0);
+	j.root_pid = c.pid;
+	j.root_child = &c;
+	assert_int_equal(as_nobody_then(nobody_may_monitor_roots_process, &j, end_root_child), 0);
+	assert_int_equal(zmh_child_reap(&c), 0);
+	assert_int_equal(zmh_extra_agent_stop(&a), 0);
+}
+
+static void test_allow_uids_lets_a_user_monitor_any_process(void **state)
+{
+	static const char *const args[] = { "--socket-mode", "0666", "--allow-uids", "1234,nobody",
+					    NULL };
+
+	(void)zmh_env(state);
+	allowed_case(args);
+}
+
+static void test_allow_groups_lets_its_members_monitor_any_process(void **state)
+{
+	static const char *const args[] = { "--socket-mode", "0666", "--allow-groups", "nogroup",
+					    NULL };
+
+	(void)zmh_env(state);
+	allowed_case(args);
+}
+
+static int write_text(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "we");
+
+	if (!f)
+		return -errno;
+	fputs(text, f);
+	return fclose(f) == 0 ? 0 : -errno;
+}
+
+static int nobody_is_allowed_after_a_reload(const struct job *j)
+{
+	struct zmh_collector *col = zmh_collector_new();
+	const struct zmh_err *e;
+	struct zm_client *cl;
+	uint64_t r1 = 0, r2 = 0;
+
+	CHECK(zmh_connect(j->agent, "it-acc-reload", col, &cl) == 0, "connect");
+	CHECK(zm_monitor_pid(cl, j->root_pid, &r1) == 0, "send");
+	CHECK(zmh_sync(cl, col) == 0, "sync");
+	e = err_for(col, r1);
+	CHECK(e && e->error == EPERM, "before: %s", e ? strerror(e->error) : "no error");
+	/* The parent adds nobody to allow-uids and reloads; this connection
+	 * stays and is now unrestricted. */
+	CHECK(ready_and_wait(j) == 0, "the parent did not reload");
+	CHECK(zm_monitor_pid(cl, j->root_pid, &r2) == 0, "send");
+	CHECK(zmh_sync(cl, col) == 0, "sync");
+	CHECK(col->nerr == 1, "after the reload: %s", col->errs[col->nerr - 1].message);
+	return 0;
+}
+
+static void allow_nobody_and_reload(const struct job *j)
+{
+	int64_t deadline = zmh_mono_ms() + ZMH_TIMEOUT_MS;
+
+	if (write_text(j->conf, "socket-mode = 0666\nallow-uids = nobody\n") < 0 ||
+	    kill(j->agent->pid, SIGHUP) < 0)
+		return;
+	while (!zmh_agent_log_has(j->agent, "reload: allow-uids") && zmh_mono_ms() < deadline)
+		zmh_sleep_ms(20);
+	zmh_sleep_ms(50); /* the line is logged as the change is made */
+}
+
+static void test_allow_uids_applies_on_reload_to_connected_subscribers(void **state)
+{
+	struct zmh_child c;
+	struct zmh_agent a;
+	struct job j = { .agent = &a };
+	const char *args[] = { "--config", j.conf, NULL };
+
+	(void)zmh_env(state);
+	snprintf(j.conf, sizeof(j.conf), "/tmp/zm-acc-conf-%d", (int)getpid());
+	assert_int_equal(write_text(j.conf, "socket-mode = 0666\n"), 0);
+	start_agent(&a, args);
+	assert_int_equal(zmh_child_spawn(&c), 0);
+	j.root_pid = c.pid;
+	assert_int_equal(as_nobody_then(nobody_is_allowed_after_a_reload, &j, allow_nobody_and_reload),
+			 0);
+	assert_true(zmh_agent_log_has(&a, "reload: allow-uids  -> 65534"));
+	assert_int_equal(zmh_extra_agent_stop(&a), 0);
+	unlink(j.conf);
+}
+
+/* ---- quotas -------------------------------------------------------------- */
+
+static int nobody_meets_the_monitor_quotas(const struct job *j)
+{
+	struct zmh_collector *ca = zmh_collector_new(), *cb = zmh_collector_new();
+	struct zm_client *a, *b;
+	struct zmh_child c;
+	uint64_t ra[5], rb[3], extra = 0;
+	const struct zmh_err *e;
+
+	CHECK(zmh_child_spawn(&c) == 0, "spawn");
+	CHECK(zmh_connect(j->agent, "it-acc-qa", ca, &a) == 0, "connect");
+	CHECK(zmh_connect(j->agent, "it-acc-qb", cb, &b) == 0, "connect");
+	/* 3 per subscriber: a's 4th and 5th are refused. */
+	for (int i = 0; i < 5; i++)
+		CHECK(zm_monitor_pid(a, c.pid, &ra[i]) == 0, "send");
+	CHECK(zmh_sync(a, ca) == 0, "sync");
+	CHECK(ca->nerr == 2, "a: want 2 errors, got %zu", ca->nerr);
+	for (int i = 3; i < 5; i++) {
+		e = err_for(ca, ra[i]);
+		CHECK(e && e->error == ENOSPC && strstr(e->message, "max-monitors-per-subscriber"),
+		      "a ref %d: %s", i, e ? e->message : "no error");
+	}
+	/* 5 per uid: b gets 2 of its 3. */
+	for (int i = 0; i < 3; i++)
+		CHECK(zm_monitor_pid(b, c.pid, &rb[i]) == 0, "send");
+	CHECK(zmh_sync(b, cb) == 0, "sync");
+	e = err_for(cb, rb[2]);
+	CHECK(cb->nerr == 1 && e && e->error == ENOSPC && strstr(e->message, "max-monitors-per-uid"),
+	      "b: %zu errors, %s", cb->nerr, e ? e->message : "none for its 3rd");
+	/* A demonitor gives the room back. */
+	CHECK(zm_demonitor(a, ra[0], 0) == 0, "demonitor");
+	CHECK(zmh_sync(a, ca) == 0, "sync");
+	CHECK(zm_monitor_pid(b, c.pid, &extra) == 0, "send");
+	CHECK(zmh_sync(b, cb) == 0, "sync");
+	CHECK(cb->nerr == 1, "b's monitor after a's demonitor: %s", cb->errs[cb->nerr - 1].message);
+	/* Nothing else changed: every monitor held fires. */
+	CHECK(zmh_child_kill(&c, SIGKILL) == 0, "kill");
+	CHECK(zmh_wait_downs(a, ca, 2, ZMH_TIMEOUT_MS) == 2, "a: %zu DOWNs, want 2", ca->n);
+	CHECK(zmh_wait_downs(b, cb, 3, ZMH_TIMEOUT_MS) == 3, "b: %zu DOWNs, want 3", cb->n);
+	CHECK(zmh_child_reap(&c) == 0, "reap");
+	return 0;
+}
+
+static void test_monitor_quotas_refuse_only_the_excess(void **state)
+{
+	static const char *const args[] = { "--socket-mode", "0666",
+					    "--max-monitors-per-subscriber", "3",
+					    "--max-monitors-per-uid", "5", NULL };
+	struct zmh_collector *col = zmh_collector_new();
+	struct zm_client *cl;
+	struct zmh_child c;
+	struct zmh_agent a;
+	struct job j = { .agent = &a };
+	uint64_t ref;
+
+	(void)zmh_env(state);
+	start_agent(&a, args);
+	assert_int_equal(as_nobody(nobody_meets_the_monitor_quotas, &j), 0);
+	/* Root is exempt. */
+	assert_int_equal(zmh_connect(&a, "it-acc-qroot", col, &cl), 0);
+	assert_int_equal(zmh_child_spawn(&c), 0);
+	for (int i = 0; i < 10; i++)
+		assert_int_equal(zm_monitor_pid(cl, c.pid, &ref), 0);
+	assert_int_equal(zmh_sync(cl, col), 0);
+	assert_int_equal(col->nerr, 0);
+	assert_int_equal(zmh_child_kill(&c, SIGKILL), 0);
+	assert_int_equal(zmh_wait_downs(cl, col, 10, ZMH_TIMEOUT_MS), 10);
+	assert_int_equal(zmh_child_reap(&c), 0);
+	assert_int_equal(zmh_extra_agent_stop(&a), 0);
+}
+
+static int nobody_meets_the_connection_quota(const struct job *j)
+{
+	struct zm_connect_options o = { .socket_path = j->agent->sock, .name = "it-acc-conn",
+					.timeout_ms = ZMH_TIMEOUT_MS };
+	struct zm_client *c1, *c2, *c3 = NULL;
+	int r;
+
+	CHECK(zm_connect_opts(&o, &c1) == 0, "first");
+	CHECK(zm_connect_opts(&o, &c2) == 0, "second");
+	r = zm_connect_opts(&o, &c3);
+	CHECK(r == -ENOSPC, "third: %s, want ENOSPC", strerror(-r));
+	/* Closing one makes room; the first never noticed anything. */
+	zm_close(c2);
+	for (int tries = 0; (r = zm_connect_opts(&o, &c3)) == -ENOSPC && tries < 100; tries++)
+		zmh_sleep_ms(10); /* the agent sees the close on its next pass */
+	CHECK(r == 0, "after a close: %s", strerror(-r));
+	CHECK(zm_sync(c1, ZMH_TIMEOUT_MS, NULL, NULL) == 0, "first still works");
+	zm_close(c3);
+	zm_close(c1);
+	return 0;
+}
+
+static void test_connection_quota_refuses_with_enospc(void **state)
+{
+	static const char *const args[] = { "--socket-mode", "0666", "--max-connections-per-uid",
+					    "2", NULL };
+	struct zmh_agent a;
+	struct job j = { .agent = &a };
+
+	(void)zmh_env(state);
+	start_agent(&a, args);
+	assert_int_equal(as_nobody(nobody_meets_the_connection_quota, &j), 0);
+	assert_true(zmh_agent_alive(&a));
+	assert_int_equal(zmh_extra_agent_stop(&a), 0);
+}
+
+static int nobody_meets_the_request_rate(const struct job *j)
+{
+	struct zmh_collector *col = zmh_collector_new();
+	struct zm_client *cl;
+	struct zmh_child c;
+	uint64_t refs[20], late = 0;
+	int refused;
+
+	CHECK(zmh_child_spawn(&c) == 0, "spawn");
+	CHECK(zmh_connect(j->agent, "it-acc-rate", col, &cl) == 0, "connect");
+	/* One pipeline: the burst (one second's worth, 5) passes, the rest not. */
+	for (int i = 0; i < 20; i++)
+		CHECK(zm_monitor_pid(cl, c.pid, &refs[i]) == 0, "send");
+	CHECK(zmh_sync(cl, col) == 0, "sync (never refused)");
+	refused = count_errors(col, EAGAIN);
+	CHECK(refused == 15 && col->nerr == 15, "%d EAGAIN of %zu errors, want 15", refused,
+	      col->nerr);
+	for (int i = 0; i < 5; i++)
+		CHECK(!err_for(col, refs[i]), "ref %d refused", i);
+	CHECK(strstr(col->errs[0].message, "max-requests-per-second") != NULL, "message: %s",
+	      col->errs[0].message);
+	/* A second later there is room again. */
+	zmh_sleep_ms(1100);
+	CHECK(zm_monitor_pid(cl, c.pid, &late) == 0, "send");
+	CHECK(zmh_sync(cl, col) == 0, "sync");
+	CHECK(col->nerr == 15, "refused after the wait: %s", col->errs[col->nerr - 1].message);
+	CHECK(zmh_child_kill(&c, SIGKILL) == 0, "kill");
+	CHECK(zmh_wait_downs(cl, col, 6, ZMH_TIMEOUT_MS) == 6, "%zu DOWNs, want 6", col->n);
+	CHECK(zmh_child_reap(&c) == 0, "reap");
+	return 0;
+}
+
+static void test_request_rate_refuses_the_excess_with_eagain(void **state)
+{
+	static const char *const args[] = { "--socket-mode", "0666", "--max-requests-per-second",
+					    "5", NULL };
+	struct zmh_agent a;
+	struct job j = { .agent = &a };
+
+	(void)zmh_env(state);
+	start_agent(&a, args);
+	assert_int_equal(as_nobody(nobody_meets_the_request_rate, &j), 0);
+	assert_int_equal(zmh_extra_agent_stop(&a), 0);
+}
+
+/* A client that sends STATUS requests and reads nothing: once its unread
+ * answers pass max-queued-bytes-per-subscriber the agent stops reading it,
+ * others are served meanwhile, and once it reads it gets every answer. */
+static void test_queued_bytes_quota_holds_back_a_client_that_does_not_read(void **state)
+{
+	static const char *const args[] = { "--max-queued-bytes-per-subscriber", "65536", NULL };
+	enum { N = 4000 };   /* 96 KiB of requests: more than the agent reads at once */
+	struct zmh_collector *col = zmh_collector_new();
+	struct zm_client *other;
+	struct zmh_raw r;
+	struct zmh_rec rec;
+	struct zmh_agent a;
+	uint8_t body[8];
+	int replies = 0, unread = 0;
+	char *text = NULL;
+
+	(void)zmh_env(state);
+	start_agent(&a, args);
+	assert_int_equal(zmh_raw_connect(&r, a.sock, true), 0);
+	for (int i = 0; i < N; i++) {
+		zmh_put_u64(body, (uint64_t)i + 1);
+		assert_int_equal(zmh_raw_send_record(&r, ZM_REC_STATUS, body, sizeof(body)), 0);
+	}
+	/* Its answers passed 64 KiB: the agent left the rest of its requests
+	 * unread in the socket. */
+	zmh_sleep_ms(300);
+	assert_int_equal(ioctl(r.fd, SIOCOUTQ, &unread), 0);
+	assert_true(unread > 0);
+	/* Another subscriber is served all the while. */
+	assert_int_equal(zmh_connect(&a, "it-acc-other", col, &other), 0);
+	assert_int_equal(zmh_status(other, &text), 0);
+	free(text);
+	/* Reading, the first client gets an answer to every request it sent. */
+	while (replies < N && zmh_raw_next(&r, ZMH_TIMEOUT_MS, &rec) == 1)
+		replies += rec.type == ZM_REC_STATUS_REPLY;
+	assert_int_equal(replies, N);
+	zmh_raw_close(&r);
+	assert_true(zmh_agent_alive(&a));
+	assert_int_equal(zmh_extra_agent_stop(&a), 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		ZMH_TEST(test_socket_is_root_only_by_default),
+		ZMH_TEST(test_socket_owner_group_and_mode_are_configurable),
+		ZMH_TEST(test_agent_keeps_only_the_capabilities_it_uses_after_set_up),
+		ZMH_TEST(test_agent_runs_as_the_configured_user_and_still_delivers),
+		ZMH_TEST(test_net_admin_is_raised_only_for_a_dropped_subscriber_s_last_error),
+		ZMH_TEST(test_restricted_subscriber_gets_eperm_for_roots_process),
+		ZMH_TEST(test_restricted_subscriber_monitors_its_own_process),
+		ZMH_TEST(test_a_passed_pidfd_needs_no_ownership),
+		ZMH_TEST(test_restricted_subscriber_gets_eperm_for_another_users_socket),
+		ZMH_TEST(test_allow_uids_lets_a_user_monitor_any_process),
+		ZMH_TEST(test_allow_groups_lets_its_members_monitor_any_process),
+		ZMH_TEST(test_allow_uids_applies_on_reload_to_connected_subscribers),
+		ZMH_TEST(test_monitor_quotas_refuse_only_the_excess),
+		ZMH_TEST(test_connection_quota_refuses_with_enospc),
+		ZMH_TEST(test_request_rate_refuses_the_excess_with_eagain),
+		ZMH_TEST(test_queued_bytes_quota_holds_back_a_client_that_does_not_read),
+	};
+
+	return cmocka_run_group_tests(tests, zmh_group_setup, zmh_group_teardown);
+}
