@@ -182,8 +182,16 @@ struct zm_kstats {
  */
 #define ZM_DEFAULT_WAKEUP_INTERVAL_NS 200000ULL /* 200 µs */
 
-/* Ring-buffer size: 1 MiB lost nothing in ~17M events here. */
-#define ZM_RINGBUF_BYTES (1U << 20)
+/*
+ * The default ring-buffer size (zenmond --ring-size). 1 MiB lost nothing in
+ * ~17M storm exits here, but a mass death of 100,000 watched processes
+ * overflowed it (each death's record must wait for the agent): 4 MiB holds
+ * about 100,000 exit records. What finds the ring full is not lost, only
+ * slower: it is recovered from the watch maps.
+ */
+#define ZM_RINGBUF_BYTES (4U << 20)
+/* A process-exit record's room in the ring: its 8-byte header and the record. */
+#define ZM_RINGBUF_PROC_RECORD (8U + (unsigned)sizeof(struct zm_event))
 
 /*
  * Slots of the exit generation array: the program bumps slot

@@ -114,14 +114,17 @@ int kwatch_add_proc(struct kwatch *k, uint32_t tgid, uint64_t start_ticks)
 	return 0;
 }
 
-int kwatch_del_proc(struct kwatch *k, uint32_t tgid, uint64_t start_ticks)
+/* The fake deletes at once: kwatch_flush_deletes() has nothing to send. */
+void kwatch_del_proc(struct kwatch *k, uint32_t tgid, uint64_t start_ticks)
 {
 	struct fake_proc *p = fake_find_proc(k, tgid, start_ticks);
 
-	if (!p)
-		return -ENOENT;
-	*p = k->procs[--k->nprocs];
-	return 0;
+	if (p)
+		*p = k->procs[--k->nprocs];
+}
+
+void kwatch_flush_deletes(struct kwatch *k)
+{
 }
 
 uint32_t kwatch_exit_gen(const struct kwatch *k, uint32_t tgid)
@@ -170,14 +173,12 @@ int kwatch_add_tcp(struct kwatch *k, uint64_t cookie)
 	return 0;
 }
 
-int kwatch_del_tcp(struct kwatch *k, uint64_t cookie)
+void kwatch_del_tcp(struct kwatch *k, uint64_t cookie)
 {
 	struct fake_tcp *t = fake_find_tcp(k, cookie);
 
-	if (!t)
-		return -ENOENT;
-	*t = k->tcp[--k->ntcp];
-	return 0;
+	if (t)
+		*t = k->tcp[--k->ntcp];
 }
 
 int kwatch_lookup_tcp(struct kwatch *k, uint64_t cookie, struct zm_tcp_watch *ret)
@@ -210,7 +211,7 @@ int kwatch_scan_fired(struct kwatch *k)
 {
 	struct zm_event evs[FAKE_KWATCH_MAX];
 	struct zm_tcp_event tevs[FAKE_KWATCH_MAX];
-	size_t n = 0, nt = 0;
+	size_t n = 0, nt = 0, news = 0, tnews = 0;
 
 	for (size_t i = 0; i < k->nprocs; i++) {
 		const struct fake_proc *p = &k->procs[i];
@@ -233,12 +234,12 @@ int kwatch_scan_fired(struct kwatch *k)
 		};
 	}
 	for (size_t i = 0; i < n; i++)
-		k->on_event(k->ctx, &evs[i]);
+		news += k->on_event(k->ctx, &evs[i]);
 	for (size_t i = 0; i < nt; i++)
-		k->on_tcp(k->tcp_ctx, &tevs[i]);
-	k->counters.proc_recovered += n;
-	k->counters.tcp_recovered += nt;
-	return (int)(n + nt);
+		tnews += k->on_tcp(k->tcp_ctx, &tevs[i]);
+	k->counters.proc_recovered += news;
+	k->counters.tcp_recovered += tnews;
+	return (int)(news + tnews);
 }
 
 void kwatch_read_counters(const struct kwatch *k, struct kwatch_counters *ret)

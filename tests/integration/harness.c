@@ -934,6 +934,36 @@ int zmh_child_kill(struct zmh_child *c, int sig)
 	return kill(c->pid, sig) < 0 ? -errno : 0;
 }
 
+int zmh_child_end_varied(struct zmh_child *c, size_t i)
+{
+	return i % 2 == 0 ? zmh_child_kill(c, SIGKILL) : zmh_child_exit(c, (int)(i % 200));
+}
+
+const char *zmh_varied_down_wrong(const struct zmh_collector *col, uint64_t ref,
+				  const struct zmh_child *c, size_t i)
+{
+	static char why[256];
+	const struct zm_down_info *d = NULL;
+	size_t n = zmh_collector_count(col, ref, &d);
+	bool killed = i % 2 == 0;
+
+	if (n != 1)
+		snprintf(why, sizeof(why), "monitor %zu (ref %llu, pid %d) got %zu DOWNs, want exactly 1",
+			 i, (unsigned long long)ref, c->pid, n);
+	else if (d->pid != c->pid || d->start_ticks != c->start_ticks)
+		snprintf(why, sizeof(why), "monitor %zu: DOWN for pid %u start %llu, want pid %d start %llu",
+			 i, d->pid, (unsigned long long)d->start_ticks, c->pid,
+			 (unsigned long long)c->start_ticks);
+	else if (killed ? d->reason != ZM_DOWN_KILLED || d->signal != SIGKILL :
+			  d->reason != ZM_DOWN_EXITED || d->status != (int)(i % 200))
+		snprintf(why, sizeof(why), "monitor %zu (pid %d): %s %d, want %s %zu", i, c->pid,
+			 zm_reason_str(d->reason), d->reason == ZM_DOWN_EXITED ? d->status : d->signal,
+			 killed ? "killed" : "exited", killed ? (size_t)SIGKILL : i % 200);
+	else
+		return NULL;
+	return why;
+}
+
 int zmh_child_reap(struct zmh_child *c)
 {
 	int64_t deadline = zmh_mono_ms() + ZMH_TIMEOUT_MS;

@@ -171,6 +171,20 @@ int zmh_child_wait_zombie(struct zmh_child *c);
 void zmh_child_forget(struct zmh_child *c);
 
 /*
+ * Child i of a batch ends one of two ways, so that a batch's DOWNs carry
+ * varied reasons: even i killed by SIGKILL, odd i exit(i % 200). 0 or -errno.
+ */
+int zmh_child_end_varied(struct zmh_child *c, size_t i);
+struct zmh_collector;
+/*
+ * Does ref hold exactly one DOWN in col, for c's process, with the reason
+ * zmh_child_end_varied(c, i) gave it? NULL if so, else what is wrong (a
+ * static buffer, for fail_msg).
+ */
+const char *zmh_varied_down_wrong(const struct zmh_collector *col, uint64_t ref,
+				  const struct zmh_child *c, size_t i);
+
+/*
  * Spawn a child that gets pid want (write want-1 to ns_last_pid, fork; retry
  * up to attempts times when something else took the pid). 0, -EAGAIN when it
  * never landed, other -errno.

@@ -15,7 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -34,47 +33,21 @@ static void stop_agent(struct zmh_agent *a, enum stop_how how)
 		assert_int_equal(zmh_agent_kill9(a), 0);
 }
 
-static void raise_nofile(void)
-{
-	struct rlimit rl;
+/* A child's control pipe each, beside the usual fds. */
+#define NOFILE (4 * MANY)
 
-	/* A child's control pipe each, beside the usual fds. */
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < 4 * MANY) {
-		rl.rlim_cur = rl.rlim_max < 4 * MANY ? rl.rlim_max : 4 * MANY;
-		setrlimit(RLIMIT_NOFILE, &rl);
-	}
-}
-
-/* Child i's end: even ones are killed by SIGKILL, odd ones exit with i % 200. */
 static void end_child(struct zmh_child *c, size_t i)
 {
-	if (i % 2 == 0)
-		assert_int_equal(zmh_child_kill(c, SIGKILL), 0);
-	else
-		assert_int_equal(zmh_child_exit(c, (int)(i % 200)), 0);
+	assert_int_equal(zmh_child_end_varied(c, i), 0);
 }
 
 static void check_down(const struct zmh_collector *col, uint64_t ref, const struct zmh_child *c,
 		       size_t i)
 {
-	const struct zm_down_info *d = NULL;
-	size_t n = zmh_collector_count(col, ref, &d);
+	const char *wrong = zmh_varied_down_wrong(col, ref, c, i);
 
-	if (n != 1)
-		fail_msg("monitor %zu (ref %llu, pid %d) got %zu DOWNs, want exactly 1", i,
-			 (unsigned long long)ref, c->pid, n);
-	assert_int_equal(d->pid, c->pid);
-	assert_int_equal(d->start_ticks, c->start_ticks);
-	if (i % 2 == 0) {
-		if (d->reason != ZM_DOWN_KILLED || d->signal != SIGKILL)
-			fail_msg("monitor %zu (pid %d): %s %d, want killed 9", i, c->pid,
-				 zm_reason_str(d->reason), d->reason == ZM_DOWN_EXITED ? d->status : d->signal);
-	} else {
-		if (d->reason != ZM_DOWN_EXITED || d->status != (int)(i % 200))
-			fail_msg("monitor %zu (pid %d): %s %d, want exited %zu", i, c->pid,
-				 zm_reason_str(d->reason), d->reason == ZM_DOWN_EXITED ? d->status : d->signal,
-				 i % 200);
-	}
+	if (wrong)
+		fail_msg("%s", wrong);
 }
 
 /*
@@ -97,7 +70,7 @@ static void restart_many(enum stop_how how)
 
 	assert_non_null(ch);
 	assert_non_null(refs);
-	raise_nofile();
+	zmh_raise_nofile(NOFILE);
 	assert_int_equal(zmh_agent_start(&a), 0);
 	assert_int_equal(zmh_connect(&a, "it-restart", col, &cl), 0);
 	for (size_t i = 0; i < MANY; i++) {

@@ -639,6 +639,33 @@ static void test_bad_command_line_value_is_a_usage_error(void **state)
 	free(r);
 }
 
+/* The ring size must be a power of two the kernel takes; 4M and 64K are, in any spelling. */
+static void test_ring_size_takes_suffixes_and_refuses_other_sizes(void **state)
+{
+	struct run *r = calloc(1, sizeof(*r));
+
+	assert_non_null(r);
+	run_zenmond((const char *const[]){ "--check-config", "--config", "/dev/null", "--ring-size",
+					   "3M", NULL }, r);
+	assert_int_equal(r->status, 2);
+	assert_string_equal(r->err, "zenmond: invalid --ring-size '3M': give a power of two from "
+				    "64K to 1G, such as 4M\n");
+	run_zenmond((const char *const[]){ "--check-config", "--config", "/dev/null", "--ring-size",
+					   "32K", NULL }, r);
+	assert_int_equal(r->status, 2);
+	run_zenmond((const char *const[]){ "--check-config", "--config", "/dev/null", "--ring-size",
+					   "65536", NULL }, r);
+	assert_int_equal(r->status, 0);
+	if (!strstr(r->out, "ring-size = 64K\n"))
+		fail_msg("--check-config should print ring-size = 64K; it printed:\n%s", r->out);
+	run_zenmond((const char *const[]){ "--check-config", "--config", "/dev/null", NULL }, r);
+	assert_int_equal(r->status, 0);
+	if (!strstr(r->out, "ring-size = 4M\n"))
+		fail_msg("--check-config should print the default ring-size = 4M; it printed:\n%s",
+			 r->out);
+	free(r);
+}
+
 static void test_missing_default_file_means_the_defaults(void **state)
 {
 	struct run *r = calloc(1, sizeof(*r));
@@ -852,6 +879,7 @@ int main(void)
 		ZMH_TEST(test_check_config_prints_the_effective_settings),
 		ZMH_TEST(test_check_config_names_file_and_line_of_an_error),
 		ZMH_TEST(test_check_config_of_a_missing_explicit_file_fails),
+		ZMH_TEST(test_ring_size_takes_suffixes_and_refuses_other_sizes),
 		ZMH_TEST(test_bad_command_line_value_is_a_usage_error),
 		ZMH_TEST(test_missing_default_file_means_the_defaults),
 		ZMH_TEST(test_example_config_documents_every_setting),

@@ -29,6 +29,7 @@ struct agent_opts {
 	const char *pin_dir;
 	const char *proc_root;        /* "/proc" */
 	uint64_t wakeup_interval_ns;
+	uint32_t ring_bytes;             /* --ring-size */
 	unsigned int socket_mode;     /* permissions of the socket file */
 	/* Delivery: caps on what a subscriber may ask in HELLO, and the
 	 * values it gets when it asks for none (0 rate = unlimited). */
@@ -100,8 +101,9 @@ struct agent {
 	uint64_t downs_flushed;           /* queued DOWNs a demonitor took back */
 	uint64_t subscribers_dropped;     /* disconnected for not reading */
 	uint64_t rb_dropped_seen;
-	bool rescan_needed;
-	bool dispatch_due;                /* DOWNs were queued since the dispatcher last ran */               /* a fire ran out of memory: rescan the map */
+	uint64_t burst_records; /* ring records since the ring was last empty */
+	bool rescan_needed;               /* a fire ran out of memory or a scan failed: rescan */
+	bool dispatch_due;                /* DOWNs were queued since the dispatcher last ran */
 };
 
 /* Consume the ring buffer's records, and keep draining once per wakeup
@@ -203,18 +205,19 @@ void monitor_forget_kernel(struct agent *a, const struct reg_key *key);
 /*
  * The kernel reports a target's death (ring-buffer record or map scan):
  * fire its monitors, and keep the FIRED watch until their DOWNs are sent
- * (monitor_released()), or for the adoption period.
+ * (monitor_released()), or for the adoption period. true when that queued
+ * DOWNs, i.e. the death was news.
  */
-void monitor_kernel_death(struct agent *a, const struct reg_key *key, const struct zm_down *d);
+bool monitor_kernel_death(struct agent *a, const struct reg_key *key, const struct zm_down *d);
 uint64_t monitor_boot_to_realtime(uint64_t boot_ns);
 
 /* ---- monitor_tcp.c: TCP connection monitors ------------------------------ */
 
 void monitor_tcp(struct agent *a, struct client *c, const struct zm_monitor_tcp *m, int fd);
-void monitor_on_tcp_event(void *ctx, const struct zm_tcp_event *ev);
+bool monitor_on_tcp_event(void *ctx, const struct zm_tcp_event *ev);
 
 /* kwatch's event callback: a watched process died. */
-void monitor_on_kernel_event(void *ctx, const struct zm_event *ev);
+bool monitor_on_kernel_event(void *ctx, const struct zm_event *ev);
 /* The registry's unwatch and released callbacks. */
 void monitor_unwatch(void *ctx, const struct reg_key *key);
 void monitor_released(void *ctx, const struct reg_key *key);

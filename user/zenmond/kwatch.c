@@ -54,6 +54,14 @@ static const char *const kwatch_link_names[] = { "link_zm_process_exit", "link_z
 #define KWATCH_NLINKS (sizeof(kwatch_link_names) / sizeof(kwatch_link_names[0]))
 #define KWATCH_LINK_TMP "_new"
 
+/* What kwatch_on_sample() returns to make libbpf stop: any negative value. */
+#define KWATCH_DRAIN_STOP (-ECANCELED)
+
+/* Pending deletes per map before they are flushed regardless of the loop. */
+#define KWATCH_DEL_BATCH 4096
+/* Entries per BPF_MAP_LOOKUP_BATCH call of a map scan. */
+#define KWATCH_SCAN_BATCH 1024
+
 struct kwatch {
 	struct zenmon_bpf *skel;
 	struct ring_buffer *rb;
@@ -79,6 +87,17 @@ struct kwatch {
 	void *rb_pos;
 	size_t rb_pos_len;
 	size_t page_size;
+
+	/*
+	 * Deletes of watches wait here and reach the kernel as one
+	 * BPF_MAP_DELETE_BATCH per map (kwatch_flush_deletes()): a mass death
+	 * releases thousands of watches in one loop pass, and a bpf() call
+	 * apiece was most of the agent's time per DOWN in `zm-bench massdeath`.
+	 */
+	struct zm_proc_key del_procs[KWATCH_DEL_BATCH];
+	__u64 del_tcp[KWATCH_DEL_BATCH];
+	uint32_t n_del_procs, n_del_tcp;
+	uint32_t drained; /* records kwatch_on_sample() saw in this drain */
 
 	uint64_t wakeup_interval_ns;
 	int lock_fd;    /* the pin directory, flock()ed; -1 until we hold it */
@@ -784,6 +803,9 @@ static int kwatch_on_sample(void *ctx, void *data, size_t size)
 		k->counters.bad_records++;
 		break;
 	}
+	/* libbpf stops the drain after this record (it stays consumed). */
+	if (++k->drained == KWATCH_DRAIN_MAX)
+		return KWATCH_DRAIN_STOP;
 	return 0;
 }
 
@@ -868,6 +890,13 @@ int kwatch_open(const struct kwatch_opts *opts, kwatch_event_fn on_event, void *
 		goto cleanup;
 	}
 	k->skel->rodata->wakeup_interval_ns = k->wakeup_interval_ns;
+	err = bpf_map__set_max_entries(k->skel->maps.zm_events,
+				       opts->ring_bytes ? opts->ring_bytes : ZM_RINGBUF_BYTES);
+	if (err < 0) {
+		log_error("cannot size the ring buffer to %u bytes: %s (give --ring-size a power "
+			  "of two, at least a page)", opts->ring_bytes, strerror(-err));
+		goto cleanup;
+	}
 	err = kwatch_set_pin_paths(k);
 	if (err < 0) {
 		log_error("cannot pin maps under %s: %s", k->pin_dir, strerror(-err));
@@ -955,13 +984,18 @@ int kwatch_drain(struct kwatch *k)
 {
 	int n;
 
+	k->drained = 0;
 	n = ring_buffer__consume(k->rb);
+	if (n == KWATCH_DRAIN_STOP)
+		return KWATCH_DRAIN_MAX;
 	if (n < 0)
 		return n;
 	if (n > 0 || !kwatch_rb_pending(k))
 		return n;
 	/* Reserved when we looked; usually committed a few hundred ns later. */
 	n = ring_buffer__consume(k->rb);
+	if (n == KWATCH_DRAIN_STOP)
+		return KWATCH_DRAIN_MAX;
 	if (n < 0)
 		return n;
 	if (n == 0 && kwatch_rb_pending(k))
@@ -983,16 +1017,22 @@ int kwatch_add_proc(struct kwatch *k, uint32_t tgid, uint64_t start_ticks)
 	};
 	int err;
 
+	kwatch_flush_deletes(k);
 	/* Full map: the kernel answers E2BIG, which is what we promise. */
 	err = bpf_map_update_elem(k->procs_fd, &key, &val, BPF_NOEXIST);
 	return err < 0 ? -errno : 0;
 }
 
-int kwatch_del_proc(struct kwatch *k, uint32_t tgid, uint64_t start_ticks)
+void kwatch_del_proc(struct kwatch *k, uint32_t tgid, uint64_t start_ticks)
 {
-	struct zm_proc_key key = { .tgid = tgid, .start_ticks = start_ticks };
+	struct zm_proc_key *key;
 
-	return bpf_map_delete_elem(k->procs_fd, &key) < 0 ? -errno : 0;
+	if (k->n_del_procs == KWATCH_DEL_BATCH)
+		kwatch_flush_deletes(k);
+	key = &k->del_procs[k->n_del_procs++];
+	memset(key, 0, sizeof(*key)); /* the padding is part of the key */
+	key->tgid = tgid;
+	key->start_ticks = start_ticks;
 }
 
 uint32_t kwatch_exit_gen(const struct kwatch *k, uint32_t tgid)
@@ -1008,6 +1048,7 @@ int kwatch_lookup_proc(struct kwatch *k, uint32_t tgid, uint64_t start_ticks,
 	struct zm_proc_key key = { .tgid = tgid, .start_ticks = start_ticks };
 	struct zm_proc_watch val;
 
+	kwatch_flush_deletes(k);
 	if (bpf_map_lookup_elem(k->procs_fd, &key, &val) < 0)
 		return -errno;
 	*ret = val;
@@ -1033,6 +1074,7 @@ long kwatch_count_procs(struct kwatch *k)
 {
 	struct zm_proc_key key, next;
 
+	kwatch_flush_deletes(k);
 	return kwatch_count_keys(k->procs_fd, &key, &next, sizeof(key));
 }
 
@@ -1051,16 +1093,69 @@ int kwatch_add_tcp(struct kwatch *k, uint64_t cookie)
 		.state = ZM_WATCH_ARMED,
 	};
 
+	kwatch_flush_deletes(k);
 	if (cookie == 0)
 		return -EINVAL;
 	return bpf_map_update_elem(k->tcp_fd, &key, &val, BPF_NOEXIST) < 0 ? -errno : 0;
 }
 
-int kwatch_del_tcp(struct kwatch *k, uint64_t cookie)
+void kwatch_del_tcp(struct kwatch *k, uint64_t cookie)
 {
-	__u64 key = cookie;
+	if (k->n_del_tcp == KWATCH_DEL_BATCH)
+		kwatch_flush_deletes(k);
+	k->del_tcp[k->n_del_tcp++] = cookie;
+}
 
-	return bpf_map_delete_elem(k->tcp_fd, &key) < 0 ? -errno : 0;
+/*
+ * Delete n keys of key_size from the map behind fd. The kernel stops a batch
+ * at the first key it cannot delete and says how many went before it; a key
+ * already gone (ENOENT: deleted twice, or by kwatch_cleanup() of another
+ * process) is skipped and the rest go on. Count deleted, or -errno.
+ */
+static long kwatch_delete_keys(int fd, const void *keys, size_t key_size, uint32_t n)
+{
+	LIBBPF_OPTS(bpf_map_batch_opts, opts);
+	uint32_t done = 0;
+	long deleted = 0;
+
+	while (done < n) {
+		__u32 count = n - done;
+		int err = bpf_map_delete_batch(fd, (const char *)keys + (size_t)done * key_size,
+					       &count, &opts);
+
+		err = err < 0 ? -errno : 0;
+		done += count;
+		deleted += count;
+		if (err == 0)
+			break;
+		if (err != -ENOENT)
+			return err;
+		done++; /* the key that is gone */
+	}
+	return deleted;
+}
+
+void kwatch_flush_deletes(struct kwatch *k)
+{
+	long r;
+
+	if (k->n_del_procs) {
+		r = kwatch_delete_keys(k->procs_fd, k->del_procs, sizeof(k->del_procs[0]),
+				       k->n_del_procs);
+		if (r < 0)
+			log_warn("cannot delete %u process watches from zm_procs: %s (they stay "
+				 "in the map; a FIRED one is reported again by the next scan)",
+				 k->n_del_procs, strerror((int)-r));
+		k->n_del_procs = 0;
+	}
+	if (k->n_del_tcp) {
+		r = kwatch_delete_keys(k->tcp_fd, k->del_tcp, sizeof(k->del_tcp[0]), k->n_del_tcp);
+		if (r < 0)
+			log_warn("cannot delete %u socket watches from zm_tcp: %s (they stay "
+				 "in the map; a FIRED one is reported again by the next scan)",
+				 k->n_del_tcp, strerror((int)-r));
+		k->n_del_tcp = 0;
+	}
 }
 
 int kwatch_lookup_tcp(struct kwatch *k, uint64_t cookie, struct zm_tcp_watch *ret)
@@ -1068,6 +1163,7 @@ int kwatch_lookup_tcp(struct kwatch *k, uint64_t cookie, struct zm_tcp_watch *re
 	__u64 key = cookie;
 	struct zm_tcp_watch val;
 
+	kwatch_flush_deletes(k);
 	if (bpf_map_lookup_elem(k->tcp_fd, &key, &val) < 0)
 		return -errno;
 	*ret = val;
@@ -1078,6 +1174,7 @@ long kwatch_count_tcp(struct kwatch *k)
 {
 	__u64 key, next;
 
+	kwatch_flush_deletes(k);
 	return kwatch_count_keys(k->tcp_fd, &key, &next, sizeof(key));
 }
 
@@ -1102,81 +1199,120 @@ int kwatch_read_stats(struct kwatch *k, struct zm_kstats *ret)
 }
 
 /*
- * The next key is fetched before on_event runs, because on_event may delete
- * the entry it is given, and get_next_key() from a deleted key restarts the
- * walk at the first bucket.
+ * Walk a map in batches of KWATCH_SCAN_BATCH (BPF_MAP_LOOKUP_BATCH: one
+ * bpf() call per batch rather than two per entry, which at 100,000 watches
+ * is the difference between a few ms and a second after a ring overflow),
+ * calling fn on each entry. The batch cursor is a bucket index, so fn may
+ * delete entries. 0, fn's non-zero return, or -errno.
  */
+static int kwatch_walk(int fd, size_t key_size, size_t val_size,
+		       int (*fn)(struct kwatch *k, const void *key, const void *val, void *arg),
+		       struct kwatch *k, void *arg)
+{
+	LIBBPF_OPTS(bpf_map_batch_opts, opts);
+	char *keys = malloc(KWATCH_SCAN_BATCH * key_size);
+	char *vals = malloc(KWATCH_SCAN_BATCH * val_size);
+	__u32 in = 0, out = 0;
+	bool first = true;
+	int r = 0;
+
+	if (!keys || !vals) {
+		r = -ENOMEM;
+		goto out;
+	}
+	for (;;) {
+		__u32 count = KWATCH_SCAN_BATCH, i;
+		int err = bpf_map_lookup_batch(fd, first ? NULL : &in, &out, keys, vals, &count,
+					       &opts);
+
+		err = err < 0 ? -errno : 0;
+		if (err && err != -ENOENT) {
+			r = err;
+			break;
+		}
+		for (i = 0; i < count && r == 0; i++)
+			r = fn(k, keys + i * key_size, vals + i * val_size, arg);
+		if (r || err == -ENOENT)
+			break;
+		in = out;
+		first = false;
+	}
+out:
+	free(keys);
+	free(vals);
+	return r;
+}
+
+static int kwatch_scan_proc_one(struct kwatch *k, const void *kp, const void *vp, void *arg)
+{
+	const struct zm_proc_key *key = kp;
+	const struct zm_proc_watch *val = vp;
+	struct zm_event ev;
+
+	if (val->state != ZM_WATCH_FIRED)
+		return 0;
+	ev = (struct zm_event){
+		.kind = ZM_EV_PROC_EXIT,
+		.tgid = key->tgid,
+		.start_ticks = key->start_ticks,
+		.exit_ns = val->exit_ns,
+		.exit_code = val->exit_code,
+		.tid = 0,
+	};
+	if (k->on_event(k->ctx, &ev)) {
+		k->counters.proc_recovered++;
+		(*(int *)arg)++;
+	}
+	return 0;
+}
+
+static int kwatch_scan_tcp_one(struct kwatch *k, const void *kp, const void *vp, void *arg)
+{
+	const struct zm_tcp_watch *val = vp;
+	struct zm_tcp_event ev;
+	__u64 key;
+
+	if (val->state != ZM_WATCH_FIRED)
+		return 0;
+	memcpy(&key, kp, sizeof(key));
+	ev = (struct zm_tcp_event){
+		.kind = ZM_EV_TCP_CLOSE,
+		.old_state = val->old_state,
+		.how = val->how,
+		.cookie = key,
+		.close_ns = val->close_ns,
+		.sk_err = val->sk_err,
+	};
+	if (k->on_tcp(k->tcp_ctx, &ev)) {
+		k->counters.tcp_recovered++;
+		(*(int *)arg)++;
+	}
+	return 0;
+}
+
 static int kwatch_scan_procs(struct kwatch *k)
 {
-	struct zm_proc_key key, next;
-	struct zm_proc_watch val;
-	struct zm_event ev;
-	bool more;
-	int found = 0;
+	int found = 0, r;
 
-	if (bpf_map_get_next_key(k->procs_fd, NULL, &key) < 0)
-		return errno == ENOENT ? 0 : -errno;
-	do {
-		more = bpf_map_get_next_key(k->procs_fd, &key, &next) == 0;
-		if (!more && errno != ENOENT)
-			return -errno;
-		/* ENOENT: deleted since we saw its key; nothing to report. */
-		if (bpf_map_lookup_elem(k->procs_fd, &key, &val) == 0 &&
-		    val.state == ZM_WATCH_FIRED) {
-			ev = (struct zm_event){
-				.kind = ZM_EV_PROC_EXIT,
-				.tgid = key.tgid,
-				.start_ticks = key.start_ticks,
-				.exit_ns = val.exit_ns,
-				.exit_code = val.exit_code,
-				.tid = 0,
-			};
-			k->counters.proc_recovered++;
-			k->on_event(k->ctx, &ev);
-			found++;
-		}
-		key = next;
-	} while (more);
-	return found;
+	r = kwatch_walk(k->procs_fd, sizeof(struct zm_proc_key), sizeof(struct zm_proc_watch),
+			kwatch_scan_proc_one, k, &found);
+	return r < 0 ? r : found;
 }
 
 static int kwatch_scan_tcp(struct kwatch *k)
 {
-	struct zm_tcp_watch val;
-	struct zm_tcp_event ev;
-	__u64 key, next;
-	bool more;
-	int found = 0;
+	int found = 0, r;
 
-	if (bpf_map_get_next_key(k->tcp_fd, NULL, &key) < 0)
-		return errno == ENOENT ? 0 : -errno;
-	do {
-		more = bpf_map_get_next_key(k->tcp_fd, &key, &next) == 0;
-		if (!more && errno != ENOENT)
-			return -errno;
-		if (bpf_map_lookup_elem(k->tcp_fd, &key, &val) == 0 &&
-		    val.state == ZM_WATCH_FIRED) {
-			ev = (struct zm_tcp_event){
-				.kind = ZM_EV_TCP_CLOSE,
-				.old_state = val.old_state,
-				.how = val.how,
-				.cookie = key,
-				.close_ns = val.close_ns,
-				.sk_err = val.sk_err,
-			};
-			k->counters.tcp_recovered++;
-			k->on_tcp(k->tcp_ctx, &ev);
-			found++;
-		}
-		key = next;
-	} while (more);
-	return found;
+	r = kwatch_walk(k->tcp_fd, sizeof(__u64), sizeof(struct zm_tcp_watch),
+			kwatch_scan_tcp_one, k, &found);
+	return r < 0 ? r : found;
 }
 
 int kwatch_scan_fired(struct kwatch *k)
 {
 	int procs, socks = 0;
 
+	kwatch_flush_deletes(k);
 	procs = kwatch_scan_procs(k);
 	if (procs < 0)
 		return procs;
@@ -1201,6 +1337,7 @@ int kwatch_foreach_proc(struct kwatch *k,
 	struct zm_proc_watch val;
 	int err, r;
 
+	kwatch_flush_deletes(k);
 	err = bpf_map_get_next_key(k->procs_fd, NULL, &next);
 	while (err == 0) {
 		key = next;
@@ -1219,6 +1356,7 @@ int kwatch_foreach_tcp(struct kwatch *k,
 	__u64 key, next;
 	int err, r;
 
+	kwatch_flush_deletes(k);
 	err = bpf_map_get_next_key(k->tcp_fd, NULL, &next);
 	while (err == 0) {
 		key = next;
@@ -1255,6 +1393,7 @@ void kwatch_close(struct kwatch *k)
 	if (!k)
 		return;
 
+	kwatch_flush_deletes(k);
 	ring_buffer__free(k->rb);
 	if (k->rb_pos)
 		munmap(k->rb_pos, k->rb_pos_len);

@@ -19,17 +19,23 @@ struct kwatch;
 struct kwatch_opts {
 	const char *pin_dir;          /* e.g. /sys/fs/bpf/zenmon; created if missing */
 	uint64_t wakeup_interval_ns;  /* 0: ZM_DEFAULT_WAKEUP_INTERVAL_NS */
+	uint32_t ring_bytes;          /* 0: ZM_RINGBUF_BYTES; else a power of two >= a page */
 };
 
-/* Called for each process-exit record, from kwatch_drain() and kwatch_scan_fired(). */
-typedef void (*kwatch_event_fn)(void *ctx, const struct zm_event *ev);
+/*
+ * Called for each process-exit record, from kwatch_drain() and
+ * kwatch_scan_fired(). Returns whether the death was news to the caller: a
+ * scan finds the FIRED watches of deaths already handled too (their entries
+ * stay until the DOWNs are sent), and counts as recovered only the news.
+ */
+typedef bool (*kwatch_event_fn)(void *ctx, const struct zm_event *ev);
 
 /*
  * Called for each TCP-close record, from kwatch_drain() and kwatch_scan_fired().
  * A record rebuilt from the map by kwatch_scan_fired() has family 0 and no
  * addresses or ports: the map keeps only what the close decided.
  */
-typedef void (*kwatch_tcp_fn)(void *ctx, const struct zm_tcp_event *ev);
+typedef bool (*kwatch_tcp_fn)(void *ctx, const struct zm_tcp_event *ev);
 
 /*
  * Mount bpffs on /sys/fs/bpf if nothing is mounted there, take the pin
@@ -48,14 +54,30 @@ int kwatch_open(const struct kwatch_opts *opts, kwatch_event_fn on_event, void *
 /* The ring buffer's epoll fd: readable when records wait. */
 int kwatch_fd(const struct kwatch *k);
 
-/* Consume every waiting record (calling on_event). Count consumed or -errno. */
+/*
+ * Records per kwatch_drain(). A mass death puts tens of thousands in the ring
+ * at once; handling them all before any DOWN leaves would make the first
+ * subscriber wait for the last death. The loop comes back for the rest
+ * after one pass: the ring's fd stays readable while records wait.
+ */
+#define KWATCH_DRAIN_MAX 4096
+
+/*
+ * Consume waiting records, at most KWATCH_DRAIN_MAX, calling on_event for
+ * each. Count consumed (KWATCH_DRAIN_MAX: more may wait), -EAGAIN when none
+ * was committed but one is still being written, or other -errno.
+ */
 int kwatch_drain(struct kwatch *k);
 
 /* Arm a watch. 0; -EEXIST if already present (its state is left alone);
  * -E2BIG when the map is full; other -errno. */
 int kwatch_add_proc(struct kwatch *k, uint32_t tgid, uint64_t start_ticks);
-/* Disarm a watch. 0 or -ENOENT. */
-int kwatch_del_proc(struct kwatch *k, uint32_t tgid, uint64_t start_ticks);
+/*
+ * Disarm a watch, later: the delete waits for kwatch_flush_deletes() (the
+ * agent's loop calls it once per pass), which every other call here runs
+ * first, so no add, lookup or walk sees a watch deleted here.
+ */
+void kwatch_del_proc(struct kwatch *k, uint32_t tgid, uint64_t start_ticks);
 /* Read a watch. 0 or -ENOENT. */
 /*
  * The exit generation of tgid's slot (ZM_EXIT_GEN_SLOTS): it changes
@@ -83,8 +105,14 @@ void kwatch_set_tcp_handler(struct kwatch *k, kwatch_tcp_fn fn, void *ctx);
  * closed before the watch existed fires nothing.
  */
 int kwatch_add_tcp(struct kwatch *k, uint64_t cookie);
-/* Disarm a socket watch. 0 or -ENOENT. */
-int kwatch_del_tcp(struct kwatch *k, uint64_t cookie);
+/* Disarm a socket watch, later, as kwatch_del_proc(). */
+void kwatch_del_tcp(struct kwatch *k, uint64_t cookie);
+
+/*
+ * Send the waiting deletes to the kernel, one batch per map. A watch already
+ * gone is skipped; any other failure is logged (the watches stay).
+ */
+void kwatch_flush_deletes(struct kwatch *k);
 /* Read a socket watch. 0 or -ENOENT. state is ZM_WATCH_FIRED once it closed;
  * ZM_WATCH_ARMED_RST_SENT counts as armed. */
 int kwatch_lookup_tcp(struct kwatch *k, uint64_t cookie, struct zm_tcp_watch *ret);
@@ -96,9 +124,10 @@ int kwatch_read_stats(struct kwatch *k, struct zm_kstats *ret);
 
 /*
  * Walk the watched-process map and call on_event for each FIRED entry (the
- * exits whose ring-buffer record was dropped), then, if a TCP handler is set,
- * the watched-socket map likewise. The entries stay in the map: the caller
- * deletes them as it handles them. Count found (both kinds) or -errno.
+ * exits whose ring-buffer record was dropped, and those handled already),
+ * then, if a TCP handler is set, the watched-socket map likewise. The
+ * entries stay in the map: the caller deletes them as it handles them.
+ * Count of the deaths that were news (both kinds), or -errno.
  */
 int kwatch_scan_fired(struct kwatch *k);
 
@@ -107,8 +136,8 @@ struct kwatch_counters {
 	uint64_t proc_records;     /* process-exit records read from the ring buffer */
 	uint64_t tcp_records;      /* TCP-close records read from the ring buffer */
 	uint64_t bad_records;      /* records ignored: short, or of an unknown kind */
-	uint64_t proc_recovered;   /* FIRED process watches found by kwatch_scan_fired() */
-	uint64_t tcp_recovered;    /* FIRED socket watches found by kwatch_scan_fired() */
+	uint64_t proc_recovered;   /* deaths kwatch_scan_fired() found that were news */
+	uint64_t tcp_recovered;    /* closes kwatch_scan_fired() found that were news */
 };
 
 void kwatch_read_counters(const struct kwatch *k, struct kwatch_counters *ret);

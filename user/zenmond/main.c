@@ -68,6 +68,7 @@ enum {
 	OPT_MAX_QUEUED_BYTES,
 	OPT_ADOPT_TIMEOUT,
 	OPT_CLEANUP,
+	OPT_RING_SIZE,
 };
 
 static void usage(FILE *f)
@@ -93,6 +94,10 @@ static void usage(FILE *f)
 "  -w, --wakeup-interval US  at most one kernel wakeup of the agent per US\n"
 "                            microseconds under an exit storm (default: %llu);\n"
 "                            a lone exit always wakes it at once\n"
+"      --ring-size SIZE      the kernel's ring buffer of exit and close records,\n"
+"                            a power of two from 64K to 1G (suffix K, M or G;\n"
+"                            default: %uM, room for %u exit records); what finds\n"
+"                            it full is recovered from the watch maps\n"
 "\n"
 "Restarts lose nothing: the BPF programs stay attached and the maps pinned\n"
 "while no agent runs, so the kernel records exits meanwhile. A new agent on\n"
@@ -189,7 +194,8 @@ static void usage(FILE *f)
 "Exit status: 0 after a clean stop, 1 when it cannot start (the reason is\n"
 "logged) or the configuration is wrong, 2 on a usage error.\n",
 		ZM_SOCKET_ENV, ZM_DEFAULT_SOCKET, DEFAULT_PIN_DIR,
-		ZM_DEFAULT_WAKEUP_INTERVAL_NS / 1000ULL,
+		ZM_DEFAULT_WAKEUP_INTERVAL_NS / 1000ULL, ZM_RINGBUF_BYTES >> 20,
+		ZM_RINGBUF_BYTES / ZM_RINGBUF_PROC_RECORD,
 		MAX_BATCH_LIMIT, DEFAULT_MAX_BATCH, DEFAULT_BATCH_WINDOW_US,
 		AGENT_DEFAULT_QUEUED_BYTES, DEFAULT_CONFIG);
 }
@@ -204,6 +210,7 @@ static const struct option longopts[] = {
 	{ "pin-dir", required_argument, NULL, 'p' },
 	{ "socket-mode", required_argument, NULL, 'm' },
 	{ "wakeup-interval", required_argument, NULL, 'w' },
+	{ "ring-size", required_argument, NULL, OPT_RING_SIZE },
 	{ "log-level", required_argument, NULL, 'l' },
 	{ "max-rate", required_argument, NULL, OPT_MAX_RATE },
 	{ "max-batch", required_argument, NULL, OPT_MAX_BATCH },
@@ -258,6 +265,47 @@ static int parse_u64(const char *s, int base, unsigned long long max, unsigned l
 		return -EINVAL;
 	*ret = v;
 	return 0;
+}
+
+/* A byte count: digits and an optional K, M or G (powers of 1024). */
+static int parse_size(const char *s, unsigned long long *ret)
+{
+	unsigned long long v;
+	char *end;
+	int shift = 0;
+
+	errno = 0;
+	if (*s < '0' || *s > '9')
+		return -EINVAL;
+	v = strtoull(s, &end, 10);
+	if (errno)
+		return -EINVAL;
+	switch (*end) {
+	case 'k': case 'K': shift = 10; end++; break;
+	case 'm': case 'M': shift = 20; end++; break;
+	case 'g': case 'G': shift = 30; end++; break;
+	default: break;
+	}
+	if (*end || v > (~0ULL >> shift))
+		return -EINVAL;
+	*ret = v << shift;
+	return 0;
+}
+
+/* The shortest of "N", "NK", "NM", "NG" that says n exactly. */
+static void format_size(unsigned long long n, char *buf, size_t len)
+{
+	static const char units[] = "KMG";
+	int u = -1;
+
+	while (u < 2 && n && !(n & 1023)) {
+		n >>= 10;
+		u++;
+	}
+	if (u < 0)
+		snprintf(buf, len, "%llu", n);
+	else
+		snprintf(buf, len, "%llu%c", n, units[u]);
 }
 
 /* The delivery options and the quotas: whole numbers in a range, each a
@@ -315,6 +363,7 @@ static void opts_defaults(struct agent_opts *o)
 		.proc_root = "/proc",
 		.socket_mode = 0600, /* opts_finish() sets the real default */
 		.wakeup_interval_ns = ZM_DEFAULT_WAKEUP_INTERVAL_NS,
+		.ring_bytes = ZM_RINGBUF_BYTES,
 		.max_batch = DEFAULT_MAX_BATCH,
 		.batch_window_us = DEFAULT_BATCH_WINDOW_US,
 		.log_level = LOG_LVL_INFO,
@@ -396,6 +445,14 @@ static int opt_apply(struct agent_opts *o, int code, const char *arg, const char
 			return -EINVAL;
 		}
 		o->wakeup_interval_ns = v * 1000ULL;
+		return 0;
+	case OPT_RING_SIZE:
+		if (parse_size(arg, &v) < 0 || v < (64U << 10) || v > (1U << 30) || (v & (v - 1))) {
+			snprintf(err, errlen, "invalid %s '%s': give a power of two from 64K to 1G, "
+				 "such as 4M", name, arg);
+			return -EINVAL;
+		}
+		o->ring_bytes = (uint32_t)v;
 		return 0;
 	case OPT_ADOPT_TIMEOUT:
 		if (parse_u64(arg, 10, 86400, &v) < 0) {
@@ -493,6 +550,9 @@ static bool opt_format(const struct agent_opts *o, int code, char *buf, size_t l
 		return true;
 	case OPT_ADOPT_TIMEOUT:
 		snprintf(buf, len, "%u", o->adopt_timeout_s);
+		return true;
+	case OPT_RING_SIZE:
+		format_size(o->ring_bytes, buf, len);
 		return true;
 	case 'l':
 		snprintf(buf, len, "%s", log_level_name((enum log_level)o->log_level));
@@ -738,6 +798,37 @@ static void timer_ack(struct loop_source *src)
  * burst silently; after any drain that found records, drain again one
  * interval later, until a drain finds nothing.
  */
+/*
+ * If the kernel counted ring-buffer drops since we last looked, recover
+ * those exits from the watch maps (their entries stay FIRED).
+ */
+static void agent_recover_drops(struct agent *a)
+{
+	struct zm_kstats ks;
+	int n;
+
+	if (kwatch_read_stats(a->kw, &ks) < 0 || ks.rb_dropped <= a->rb_dropped_seen)
+		return;
+	log_warn("the kernel dropped %llu records (ring buffer full); recovering them from the watch map",
+		 (unsigned long long)(ks.rb_dropped - a->rb_dropped_seen));
+	a->rb_dropped_seen = ks.rb_dropped;
+	n = kwatch_scan_fired(a->kw);
+	if (n < 0) {
+		log_error("cannot scan the watch map: %s (retrying in %d ms)", strerror(-n),
+			  CHECK_INTERVAL_MS);
+		a->rescan_needed = true;
+	} else {
+		log_info("recovered %d deaths from the watch maps", n);
+	}
+}
+
+/*
+ * Records in the current burst (drains since the ring was last found
+ * empty) after which an emptied ring is checked for drops at once rather
+ * than at the next check timer: only a burst can overflow the ring.
+ */
+#define BURST_DROP_CHECK 1024
+
 void agent_drain_ring(struct agent *a)
 {
 	int n = kwatch_drain(a->kw);
@@ -748,6 +839,13 @@ void agent_drain_ring(struct agent *a)
 	if ((n > 0 || n == -EAGAIN) && !a->redrain_armed) {
 		timer_arm(&a->redrain_src, kwatch_wakeup_interval_ns(a->kw), false);
 		a->redrain_armed = true;
+	}
+	if (n > 0)
+		a->burst_records += (uint64_t)n;
+	if (n >= 0 && n < KWATCH_DRAIN_MAX) {
+		if (a->burst_records >= BURST_DROP_CHECK)
+			agent_recover_drops(a);
+		a->burst_records = 0;
 	}
 }
 
@@ -765,12 +863,11 @@ static void on_redrain(struct loop_source *src, uint32_t events)
 	agent_drain_ring(a);
 }
 
-/* Every CHECK_INTERVAL_MS: a backstop drain, and if the kernel counted
- * ring-buffer drops, recover those exits from the map. */
+/* Every CHECK_INTERVAL_MS: a backstop drain, the limits, a scan that
+ * failed before, and drops that no burst's end caught. */
 static void on_check(struct loop_source *src, uint32_t events)
 {
 	struct agent *a = (struct agent *)((char *)src - offsetof(struct agent, check_src));
-	struct zm_kstats ks;
 
 	timer_ack(src);
 	agent_drain_ring(a);
@@ -780,18 +877,7 @@ static void on_check(struct loop_source *src, uint32_t events)
 		if (kwatch_scan_fired(a->kw) < 0)
 			a->rescan_needed = true;
 	}
-	if (kwatch_read_stats(a->kw, &ks) == 0 && ks.rb_dropped > a->rb_dropped_seen) {
-		int n;
-
-		log_warn("the kernel dropped %llu records (ring buffer full); recovering them from the watch map",
-			 (unsigned long long)(ks.rb_dropped - a->rb_dropped_seen));
-		a->rb_dropped_seen = ks.rb_dropped;
-		n = kwatch_scan_fired(a->kw);
-		if (n < 0)
-			log_error("cannot scan the watch map: %s", strerror(-n));
-		else
-			log_info("recovered %d deaths from the watch maps", n);
-	}
+	agent_recover_drops(a);
 }
 
 /* The global bucket's burst: one batch, or one second's worth if less. */
@@ -817,8 +903,8 @@ static void agent_notify_ready(const struct agent *a, const char *how)
  * SIGHUP: read the configuration file again (the command line still wins)
  * and apply what can change while running; subscribers and monitors stay.
  * Each change is logged, and so is each change that needs a restart (the
- * socket, the pin dir, the wakeup interval, which the loaded BPF program
- * holds read-only). A file with an error changes nothing.
+ * socket, the pin dir, the wakeup interval and the ring size, which the
+ * loaded BPF program holds). A file with an error changes nothing.
  *
  * The delivery limits are the caps on what a subscriber may ask in HELLO and
  * the values it gets when it asks for none. New connections get the new
@@ -954,6 +1040,8 @@ static void before_sleep(void *ctx)
 	if (a->dispatch_due)
 		agent_dispatch(a);
 	client_flush_all(a);
+	/* The watches released by this pass's DOWNs, in one batch. */
+	kwatch_flush_deletes(a->kw);
 }
 
 /*
@@ -1089,7 +1177,8 @@ int main(int argc, char **argv)
 	}
 
 	kopts = (struct kwatch_opts){ .pin_dir = a.opts.pin_dir,
-				      .wakeup_interval_ns = a.opts.wakeup_interval_ns };
+				      .wakeup_interval_ns = a.opts.wakeup_interval_ns,
+				      .ring_bytes = a.opts.ring_bytes };
 	r = kwatch_open(&kopts, monitor_on_kernel_event, &a, &a.kw);
 	if (r < 0)
 		goto out; /* kwatch said what went wrong and what to do */

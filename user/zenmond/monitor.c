@@ -85,7 +85,8 @@ uint64_t monitor_boot_to_realtime(uint64_t boot_ns)
  * out; nothing changed then, and the caller must keep the kernel entry so
  * that the periodic scan retries.
  */
-bool monitor_fire(struct agent *a, const struct reg_key *key, const struct zm_down *d)
+static ssize_t monitor_fire_count(struct agent *a, const struct reg_key *key,
+				  const struct zm_down *d)
 {
 	ssize_t n = registry_target_fire(a->reg, key, d, agent_now_ns(CLOCK_MONOTONIC));
 
@@ -93,7 +94,7 @@ bool monitor_fire(struct agent *a, const struct reg_key *key, const struct zm_do
 		log_error("cannot queue the DOWNs of target %llu: out of memory; retrying",
 			  (unsigned long long)key->a);
 		a->rescan_needed = true;
-		return false;
+		return n;
 	}
 	metrics_downs_enqueued(&a->metrics, d->reason, (uint64_t)n);
 	/* A target taken over from the previous agent: its death is also the
@@ -103,7 +104,12 @@ bool monitor_fire(struct agent *a, const struct reg_key *key, const struct zm_do
 	if (n)
 		log_debug("target %llu (kind %u) is down (%s %d): %zd DOWNs", (unsigned long long)key->a,
 			  key->kind, zm_reason_name(d->reason), d->value, n);
-	return true;
+	return n;
+}
+
+bool monitor_fire(struct agent *a, const struct reg_key *key, const struct zm_down *d)
+{
+	return monitor_fire_count(a, key, d) >= 0;
 }
 
 static bool fire_proc(struct agent *a, const struct reg_key *key, struct zm_down *d)
@@ -198,15 +204,15 @@ void monitor_forget_kernel(struct agent *a, const struct reg_key *key)
  * is an adopted watch waiting for its monitors, a death found again by a
  * map scan while its DOWNs wait, or a watch left behind: the last goes.
  */
-void monitor_kernel_death(struct agent *a, const struct reg_key *key, const struct zm_down *d)
+bool monitor_kernel_death(struct agent *a, const struct reg_key *key, const struct zm_down *d)
 {
 	if (registry_target_exists(a->reg, key)) {
 		/* On failure the FIRED entry stays in the map for the rescan. */
-		monitor_fire(a, key, d);
-		return;
+		return monitor_fire_count(a, key, d) > 0;
 	}
 	adopt_note_death(a, key, d);
 	monitor_forget_kernel(a, key);
+	return false;
 }
 
 static void queue_noproc(struct agent *a, struct client *c, uint64_t ref, uint32_t pid,
@@ -640,7 +646,7 @@ void monitor_demonitor(struct agent *a, struct client *c, const struct zm_demoni
 			     "or its DOWN is already on its way)", (unsigned long long)m->ref);
 }
 
-void monitor_on_kernel_event(void *ctx, const struct zm_event *ev)
+bool monitor_on_kernel_event(void *ctx, const struct zm_event *ev)
 {
 	struct agent *a = ctx;
 	struct reg_key key;
@@ -648,7 +654,7 @@ void monitor_on_kernel_event(void *ctx, const struct zm_event *ev)
 
 	if (ev->kind != ZM_EV_PROC_EXIT) {
 		log_warn("ignoring a kernel record of unknown kind %u", ev->kind);
-		return;
+		return false;
 	}
 	key = proc_key(ev->tgid, ev->start_ticks);
 	d.time_ns = monitor_boot_to_realtime(ev->exit_ns);
@@ -656,7 +662,7 @@ void monitor_on_kernel_event(void *ctx, const struct zm_event *ev)
 	d.pid = ev->tgid;
 	d.start_ticks = ev->start_ticks;
 	reason_from_wait_status(ev->exit_code, &d);
-	monitor_kernel_death(a, &key, &d);
+	return monitor_kernel_death(a, &key, &d);
 }
 
 void monitor_unwatch(void *ctx, const struct reg_key *key)

@@ -368,7 +368,7 @@ out:
 		close(fd);
 }
 
-void monitor_on_tcp_event(void *ctx, const struct zm_tcp_event *ev)
+bool monitor_on_tcp_event(void *ctx, const struct zm_tcp_event *ev)
 {
 	struct agent *a = ctx;
 	struct reg_key key = tcp_key(ev->cookie);
@@ -387,5 +387,5 @@ void monitor_on_tcp_event(void *ctx, const struct zm_tcp_event *ev)
 	memcpy(d.tuple.daddr, ev->daddr, sizeof(d.tuple.daddr));
 	d.tuple.sport = ev->sport;
 	d.tuple.dport = ev->dport;
-	monitor_kernel_death(a, &key, &d);
+	return monitor_kernel_death(a, &key, &d);
 }

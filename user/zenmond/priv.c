@@ -291,8 +291,12 @@ static int priv_verify(const struct priv_opts *o, const struct priv_caps *want)
 	}
 	if (!o->have_user)
 		return 0;
-	if (getresuid(&ru, &eu, &su) < 0 || getresgid(&rg, &eg, &sg) < 0 || ru != o->uid ||
-	    eu != o->uid || su != o->uid || rg != o->gid || eg != o->gid || sg != o->gid) {
+	if (getresuid(&ru, &eu, &su) < 0 || getresgid(&rg, &eg, &sg) < 0) {
+		log_error("cannot read the agent's uids and gids back: %s", strerror(errno));
+		return -EPERM;
+	}
+	if (ru != o->uid || eu != o->uid || su != o->uid || rg != o->gid || eg != o->gid ||
+	    sg != o->gid) {
 		log_error("the change to user %s did not hold (uids %u/%u/%u, gids %u/%u/%u)", o->user,
 			  (unsigned)ru, (unsigned)eu, (unsigned)su, (unsigned)rg, (unsigned)eg,
 			  (unsigned)sg);
