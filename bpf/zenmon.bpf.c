@@ -142,9 +142,19 @@ const volatile __u64 wakeup_interval_ns = ZM_DEFAULT_WAKEUP_INTERVAL_NS;
 /* CLOCK_BOOTTIME of the last record submitted with a wakeup. */
 __u64 last_wakeup_ns = 0;
 
-/* Exit generations (see ZM_EXIT_GEN_SLOTS): in .bss, which the agent maps
- * read-only, so checking one costs a memory load. */
-__u32 zm_exit_gen[ZM_EXIT_GEN_SLOTS] = {};
+/*
+ * Exit generations (see ZM_EXIT_GEN_SLOTS), one per key. Mmapable: the agent
+ * maps the array read-only, so checking one costs it a memory load, and
+ * bpftool shows any slot by key. 64-bit values because an array lays its
+ * elements out 8 bytes apart anyway.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, ZM_EXIT_GEN_SLOTS);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);   /* tgid & (ZM_EXIT_GEN_SLOTS - 1) */
+	__type(value, __u64); /* process deaths in that slot so far */
+} zm_exit_gen SEC(".maps");
 
 /*
  * Watched processes and sockets. Only the agent inserts, so elements are
@@ -259,9 +269,9 @@ int BPF_PROG(zm_process_exit, struct task_struct *task)
 	struct zm_proc_watch *w;
 	struct zm_kstats *st;
 	struct zm_event *e;
-	__u64 *word, armed, fired;
+	__u64 *word, armed, fired, *gen;
 	__u64 now;
-	__u32 code;
+	__u32 code, slot;
 
 	/*
 	 * The tracepoint runs after atomic_dec_and_test(&signal->live) in
@@ -274,7 +284,10 @@ int BPF_PROG(zm_process_exit, struct task_struct *task)
 		return 0;
 
 	/* Before anything can return: every process death moves its slot. */
-	__sync_fetch_and_add(&zm_exit_gen[task->tgid & (ZM_EXIT_GEN_SLOTS - 1)], 1);
+	slot = task->tgid & (ZM_EXIT_GEN_SLOTS - 1);
+	gen = bpf_map_lookup_elem(&zm_exit_gen, &slot);
+	if (gen)
+		__sync_fetch_and_add(gen, 1);
 
 	st = zm_kstats();
 	if (st)

@@ -32,10 +32,9 @@
  * zm_targets() return -EBUSY there;
  * zm_close() must not be called from a callback.
  *
- * Restarts. When the connection is lost (the agent stopped, restarted, was
- * killed, or disconnected this client), the library first hands over what
- * the agent sent before it went (DOWNs, and the ERROR saying why it hung
- * up, if it sent one), then reconnects by itself, with backoff (10 ms
+ * Restarts. When the connection is lost (the agent stopped, restarted or was
+ * killed), the library first hands over what the agent sent before it went,
+ * then reconnects by itself, with backoff (10 ms
  * doubling to 1 s, jittered), and brings every active monitor back under
  * the same reference, naming its target exactly (the pid and start time the
  * agent resolved, or the socket cookie). A target that died meanwhile yields
@@ -51,8 +50,11 @@
  * library until the agent has said which target it is (a MONITORED record,
  * read by the next dispatch).
  *
- * With ZM_CONNECT_NO_RECONNECT, or when the agent refused the HELLO of a
- * reconnection (another protocol version), a lost connection is final:
+ * With ZM_CONNECT_NO_RECONNECT, when the agent disconnected this client on
+ * purpose (an ERROR with reference 0 and request 0 just before: a protocol
+ * error of ours, --stall-timeout, --max-queued, a quota; coming back would
+ * undo it), or when the agent refused the HELLO of a reconnection (another
+ * protocol version), a lost connection is final:
  * requests fail with -ENOTCONN at once, but the receiving calls (dispatch,
  * wait, sync, status, stats, targets) first hand over what the agent sent
  * before it went. Then they return -ENOTCONN, and from then on every call

@@ -1489,6 +1489,26 @@ static long map_count(const char *pin_dir, const pid_t *pids, size_t n)
 	return count;
 }
 
+int zmh_exit_gen(const char *pin_dir, pid_t pid, uint64_t *ret)
+{
+	uint32_t key_size = 0, slot = (uint32_t)pid & (ZM_EXIT_GEN_SLOTS - 1);
+	union bpf_attr attr;
+	int fd = map_open_name(pin_dir, "zm_exit_gen", &key_size), e = 0;
+
+	if (fd < 0)
+		return fd;
+	memset(&attr, 0, sizeof(attr));
+	attr.map_fd = (uint32_t)fd;
+	attr.key = (uint64_t)(uintptr_t)&slot;
+	attr.value = (uint64_t)(uintptr_t)ret;
+	if (key_size != sizeof(slot))
+		e = -EPROTO;
+	else if (sys_bpf(BPF_MAP_LOOKUP_ELEM, &attr) < 0)
+		e = -errno;
+	close(fd);
+	return e;
+}
+
 long zmh_map_count(const char *pin_dir, pid_t tgid)
 {
 	if (tgid == 0)

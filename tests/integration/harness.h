@@ -284,6 +284,8 @@ int zmh_status_sub_u64(const char *text, const char *name, const char *field, ui
 
 /* Entries in PIN_DIR/zm_procs: all (tgid 0) or those of one tgid. -errno on failure. */
 long zmh_map_count(const char *pin_dir, pid_t tgid);
+/* The pinned zm_exit_gen's value for pid's slot. 0 or -errno. */
+int zmh_exit_gen(const char *pin_dir, pid_t pid, uint64_t *ret);
 /* Entries whose tgid is one of pids[0..n). */
 long zmh_map_count_pids(const char *pin_dir, const pid_t *pids, size_t n);
 /* Poll zmh_map_count until it equals want or timeout_ms passes; returns the last count. */

@@ -853,12 +853,26 @@ static void test_connection_quota_refuses_with_enospc(void **state)
 	assert_int_equal(zmh_extra_agent_stop(&a), 0);
 }
 
+/* A second after its refusals, cl may send again: one MONITOR of c passes. */
+static int room_a_second_later(struct zm_client *cl, struct zmh_collector *col,
+			       struct zmh_child *c)
+{
+	size_t refused = col->nerr;
+	uint64_t late = 0;
+
+	zmh_sleep_ms(1100);
+	CHECK(zm_monitor_pid(cl, c->pid, &late) == 0, "send");
+	CHECK(zmh_sync(cl, col) == 0, "sync");
+	CHECK(col->nerr == refused, "refused after the wait: %s", col->errs[col->nerr - 1].message);
+	return 0;
+}
+
 static int nobody_meets_the_request_rate(const struct job *j)
 {
 	struct zmh_collector *col = zmh_collector_new();
 	struct zm_client *cl;
 	struct zmh_child c;
-	uint64_t refs[20], late = 0;
+	uint64_t refs[20];
 	int refused;
 
 	CHECK(zmh_child_spawn(&c) == 0, "spawn");
@@ -874,56 +888,200 @@ static int nobody_meets_the_request_rate(const struct job *j)
 		CHECK(!err_for(col, refs[i]), "ref %d refused", i);
 	CHECK(strstr(col->errs[0].message, "max-requests-per-second") != NULL, "message: %s",
 	      col->errs[0].message);
-	/* A second later there is room again. */
-	zmh_sleep_ms(1100);
-	CHECK(zm_monitor_pid(cl, c.pid, &late) == 0, "send");
-	CHECK(zmh_sync(cl, col) == 0, "sync");
-	CHECK(col->nerr == 15, "refused after the wait: %s", col->errs[col->nerr - 1].message);
+	CHECK(room_a_second_later(cl, col, &c) == 0, "a second later");
 	CHECK(zmh_child_kill(&c, SIGKILL) == 0, "kill");
 	CHECK(zmh_wait_downs(cl, col, 6, ZMH_TIMEOUT_MS) == 6, "%zu DOWNs, want 6", col->n);
 	CHECK(zmh_child_reap(&c) == 0, "reap");
 	return 0;
 }
 
-static void test_request_rate_refuses_the_excess_with_eagain(void **state)
+/* An agent allowing 5 requests per second, and fn as nobody against it. */
+static void at_five_requests_per_second(int (*fn)(const struct job *j))
 {
 	static const char *const args[] = { "--socket-mode", "0666", "--max-requests-per-second",
 					    "5", NULL };
 	struct zmh_agent a;
 	struct job j = { .agent = &a };
 
-	(void)zmh_env(state);
 	start_agent(&a, args);
-	assert_int_equal(as_nobody(nobody_meets_the_request_rate, &j), 0);
+	assert_int_equal(as_nobody(fn, &j), 0);
 	assert_int_equal(zmh_extra_agent_stop(&a), 0);
+}
+
+static void test_request_rate_refuses_the_excess_with_eagain(void **state)
+{
+	(void)zmh_env(state);
+	at_five_requests_per_second(nobody_meets_the_request_rate);
+}
+
+/* Two connections of one uid share its rate: the second gets what the first left. */
+static int nobody_shares_the_request_rate_over_connections(const struct job *j)
+{
+	struct zmh_collector *c1 = zmh_collector_new(), *c2 = zmh_collector_new();
+	struct zm_client *a, *b;
+	struct zmh_child c;
+	uint64_t ref;
+	int refused;
+
+	CHECK(zmh_child_spawn(&c) == 0, "spawn");
+	CHECK(zmh_connect(j->agent, "it-acc-rate-1", c1, &a) == 0, "connect");
+	CHECK(zmh_connect(j->agent, "it-acc-rate-2", c2, &b) == 0, "connect");
+	/* The uid's burst (one second's worth, 5) goes to the first. */
+	for (int i = 0; i < 5; i++)
+		CHECK(zm_monitor_pid(a, c.pid, &ref) == 0, "send");
+	CHECK(zmh_sync(a, c1) == 0, "sync");
+	CHECK(c1->nerr == 0, "the first connection was refused: %s", c1->errs[0].message);
+	/* The second has its own five, but the uid has none left. */
+	for (int i = 0; i < 5; i++)
+		CHECK(zm_monitor_pid(b, c.pid, &ref) == 0, "send");
+	CHECK(zmh_sync(b, c2) == 0, "sync");
+	refused = count_errors(c2, EAGAIN);
+	CHECK(refused == 5 && c2->nerr == 5, "%d EAGAIN of %zu errors, want 5", refused, c2->nerr);
+	CHECK(strstr(c2->errs[0].message, "over all its connections") != NULL, "message: %s",
+	      c2->errs[0].message);
+	CHECK(room_a_second_later(b, c2, &c) == 0, "a second later");
+	CHECK(zmh_child_kill(&c, SIGKILL) == 0, "kill");
+	CHECK(zmh_wait_downs(a, c1, 5, ZMH_TIMEOUT_MS) == 5, "%zu DOWNs, want 5", c1->n);
+	CHECK(zmh_wait_downs(b, c2, 1, ZMH_TIMEOUT_MS) == 1, "%zu DOWNs, want 1", c2->n);
+	CHECK(zmh_child_reap(&c) == 0, "reap");
+	return 0;
+}
+
+static void test_request_rate_holds_per_uid_over_its_connections(void **state)
+{
+	(void)zmh_env(state);
+	at_five_requests_per_second(nobody_shares_the_request_rate_over_connections);
+}
+
+#define FLOOD_MAX 200000
+#define STATUS_FRAME (ZM_FRAME_HDR_LEN + ZM_REC_HDR_LEN + 8)
+
+/*
+ * Send STATUS requests (tokens from first) on fd, reading nothing, until
+ * the socket has stayed full for half a second or FLOOD_MAX went: how many
+ * went, or -errno. Each answer is hundreds of bytes, so 64 KiB of them come
+ * long before FLOOD_MAX.
+ */
+static int send_status_until_full(int fd, uint64_t first)
+{
+	uint8_t frame[STATUS_FRAME];
+	int sent = 0;
+
+	zmh_frame_header(frame, STATUS_FRAME, ZM_FRAME_MAGIC, 1);
+	zmh_put_u16(frame + 8, ZM_REC_STATUS);
+	zmh_put_u16(frame + 10, ZM_REC_HDR_LEN + 8);
+	while (sent < FLOOD_MAX) {
+		struct pollfd p = { .fd = fd, .events = POLLOUT };
+		ssize_t n;
+
+		zmh_put_u64(frame + 12, first + (uint64_t)sent);
+		n = send(fd, frame, sizeof(frame), MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (n == (ssize_t)sizeof(frame)) {
+			sent++;
+			continue;
+		}
+		if (n >= 0 || errno != EAGAIN)
+			return n < 0 ? -errno : -EIO;
+		if (poll(&p, 1, 500) == 0)
+			break;
+	}
+	return sent;
+}
+
+/* Read n STATUS answers from r: how many came. */
+static int read_status_replies(struct zmh_raw *r, int n)
+{
+	struct zmh_rec rec;
+	int replies = 0;
+
+	while (replies < n && zmh_raw_next(r, ZMH_TIMEOUT_MS, &rec) == 1)
+		replies += rec.type == ZM_REC_STATUS_REPLY;
+	return replies;
 }
 
 /* A client that sends STATUS requests and reads nothing: once its unread
  * answers pass max-queued-bytes-per-subscriber the agent stops reading it,
- * others are served meanwhile, and once it reads it gets every answer. */
+ * so its sends back up (EAGAIN); others are served meanwhile, and once it
+ * reads it gets an answer to every request it got to send. */
+/*
+ * Nobody's first connection fills its uid's queue of unsent answers; its
+ * second is then not read either, while root is served; once the first
+ * reads, the second gets its answer.
+ */
+static int nobody_fills_its_uids_queue(const struct job *j)
+{
+	struct zmh_raw a, b;
+	struct zmh_rec rec;
+	uint8_t token[8];
+	int sent, r;
+
+	CHECK(zmh_raw_connect(&a, j->agent->sock, true) == 0, "connect");
+	CHECK(zmh_raw_connect(&b, j->agent->sock, true) == 0, "connect");
+	sent = send_status_until_full(a.fd, 1);
+	CHECK(sent > 0 && sent < FLOOD_MAX, "%d requests went before the agent stopped reading",
+	      sent);
+	zmh_put_u64(token, 77);
+	CHECK(zmh_raw_send_record(&b, ZM_REC_STATUS, token, sizeof(token)) == 0, "send");
+	r = zmh_raw_next(&b, 300, &rec);
+	CHECK(r == -ETIMEDOUT, "the uid's other connection was answered (%d, type %#x) while "
+	      "64 KiB of the uid's answers waited", r, r == 1 ? rec.type : 0);
+	CHECK(ready_and_wait(j) == 0, "the parent's part");
+	CHECK(read_status_replies(&a, sent) == sent, "fewer than %d answers", sent);
+	CHECK(zmh_raw_next(&b, ZMH_TIMEOUT_MS, &rec) == 1 && rec.type == ZM_REC_STATUS_REPLY,
+	      "no answer to the second connection once the first read its own");
+	zmh_raw_close(&a);
+	zmh_raw_close(&b);
+	return 0;
+}
+
+/* The parent's part: root is served while nobody's connections wait. */
+static bool root_was_served;
+
+static void root_is_served(const struct job *j)
+{
+	struct zmh_collector *col = zmh_collector_new();
+	struct zm_client *cl;
+	char *text = NULL;
+
+	if (zmh_connect(j->agent, "it-acc-root", col, &cl) == 0 && zmh_status(cl, &text) == 0)
+		root_was_served = true;
+	free(text);
+}
+
+static void test_queued_bytes_quota_per_uid_holds_back_all_its_connections(void **state)
+{
+	static const char *const args[] = { "--socket-mode", "0666",
+					    "--max-queued-bytes-per-subscriber", "1073741824",
+					    "--max-queued-bytes-per-uid", "65536", NULL };
+	struct zmh_agent a;
+	struct job j = { .agent = &a };
+
+	(void)zmh_env(state);
+	start_agent(&a, args);
+	assert_int_equal(as_nobody_then(nobody_fills_its_uids_queue, &j, root_is_served), 0);
+	assert_true(root_was_served);
+	assert_true(zmh_agent_alive(&a));
+	assert_int_equal(zmh_extra_agent_stop(&a), 0);
+}
+
 static void test_queued_bytes_quota_holds_back_a_client_that_does_not_read(void **state)
 {
 	static const char *const args[] = { "--max-queued-bytes-per-subscriber", "65536", NULL };
-	enum { N = 4000 };   /* 96 KiB of requests: more than the agent reads at once */
 	struct zmh_collector *col = zmh_collector_new();
 	struct zm_client *other;
 	struct zmh_raw r;
-	struct zmh_rec rec;
 	struct zmh_agent a;
-	uint8_t body[8];
-	int replies = 0, unread = 0;
+	int unread = 0, sent;
 	char *text = NULL;
 
 	(void)zmh_env(state);
 	start_agent(&a, args);
 	assert_int_equal(zmh_raw_connect(&r, a.sock, true), 0);
-	for (int i = 0; i < N; i++) {
-		zmh_put_u64(body, (uint64_t)i + 1);
-		assert_int_equal(zmh_raw_send_record(&r, ZM_REC_STATUS, body, sizeof(body)), 0);
-	}
-	/* Its answers passed 64 KiB: the agent left the rest of its requests
-	 * unread in the socket. */
-	zmh_sleep_ms(300);
+	sent = send_status_until_full(r.fd, 1);
+	assert_true(sent > 0);
+	if (sent == FLOOD_MAX)
+		fail_msg("the agent read %d requests whose answers nobody read", FLOOD_MAX);
+	/* The agent left the rest of its requests unread in the socket. */
 	assert_int_equal(ioctl(r.fd, SIOCOUTQ, &unread), 0);
 	assert_true(unread > 0);
 	/* Another subscriber is served all the while. */
@@ -931,9 +1089,7 @@ static void test_queued_bytes_quota_holds_back_a_client_that_does_not_read(void 
 	assert_int_equal(zmh_status(other, &text), 0);
 	free(text);
 	/* Reading, the first client gets an answer to every request it sent. */
-	while (replies < N && zmh_raw_next(&r, ZMH_TIMEOUT_MS, &rec) == 1)
-		replies += rec.type == ZM_REC_STATUS_REPLY;
-	assert_int_equal(replies, N);
+	assert_int_equal(read_status_replies(&r, sent), sent);
 	zmh_raw_close(&r);
 	assert_true(zmh_agent_alive(&a));
 	assert_int_equal(zmh_extra_agent_stop(&a), 0);
@@ -957,7 +1113,9 @@ int main(void)
 		ZMH_TEST(test_monitor_quotas_refuse_only_the_excess),
 		ZMH_TEST(test_connection_quota_refuses_with_enospc),
 		ZMH_TEST(test_request_rate_refuses_the_excess_with_eagain),
+		ZMH_TEST(test_request_rate_holds_per_uid_over_its_connections),
 		ZMH_TEST(test_queued_bytes_quota_holds_back_a_client_that_does_not_read),
+		ZMH_TEST(test_queued_bytes_quota_per_uid_holds_back_all_its_connections),
 	};
 
 	return cmocka_run_group_tests(tests, zmh_group_setup, zmh_group_teardown);

@@ -177,7 +177,7 @@ static void test_status_json_exits_0_and_counts_monitors(void **state)
 	const char *argv[] = { "zenmonctl", "--socket", env->agent.sock, "status", "--json", NULL };
 	struct zm_client *cl;
 	struct zmh_child c;
-	char *out = NULL, *err = NULL;
+	char *out = NULL, *err = NULL, me[64];
 	uint64_t ref;
 	int ws = 0;
 
@@ -191,6 +191,13 @@ static void test_status_json_exits_0_and_counts_monitors(void **state)
 	if (!WIFEXITED(ws) || WEXITSTATUS(ws) != 0 || !zmh_json_has(out, "monitors", "2")) {
 		dump_run("zenmonctl status --json", out, err, ws);
 		fail_msg("want exit 0 and \"monitors\":2 (this test's client holds 2)");
+	}
+	/* Which process holds a subscriber: ours, by its SO_PEERCRED. */
+	snprintf(me, sizeof(me), "\"name\":\"it-status\",\"pid\":%d,\"uid\":%u", (int)getpid(),
+		 (unsigned)getuid());
+	if (!strstr(out, me)) {
+		dump_run("zenmonctl status --json", out, err, ws);
+		fail_msg("want this test's subscriber listed as %s", me);
 	}
 	free(out);
 	free(err);

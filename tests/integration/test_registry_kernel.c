@@ -234,6 +234,27 @@ static void test_disconnect_removes_every_kernel_watch_nobody_else_needs(void **
 	free(pids);
 }
 
+/*
+ * Every process death, watched or not, moves the exit generation of its
+ * pid's slot in the pinned zm_exit_gen (what lets the agent trust a pid it
+ * resolved before without reading /proc again).
+ */
+static void test_an_unwatched_death_moves_its_exit_generation(void **state)
+{
+	struct zmh_env *env = zmh_env(state);
+	uint64_t before = 0, after = 0;
+	struct zmh_child c;
+
+	assert_int_equal(zmh_child_spawn(&c), 0);
+	assert_int_equal(zmh_exit_gen(env->agent.pin_dir, c.pid, &before), 0);
+	assert_int_equal(zmh_child_exit(&c, 3), 0);
+	assert_int_equal(zmh_child_reap(&c), 0);
+	assert_int_equal(zmh_exit_gen(env->agent.pin_dir, c.pid, &after), 0);
+	if (after <= before)
+		fail_msg("zm_exit_gen slot of pid %d: %llu before its death, %llu after: want more",
+			 c.pid, (unsigned long long)before, (unsigned long long)after);
+}
+
 static void test_status_counts_this_clients_monitors(void **state)
 {
 	struct zmh_env *env = zmh_env(state);
@@ -264,6 +285,7 @@ int main(void)
 		ZMH_TEST(test_demonitor_flush_after_dispatch_was_possible_still_silences),
 		ZMH_TEST(test_disconnect_removes_every_kernel_watch_nobody_else_needs),
 		ZMH_TEST(test_status_counts_this_clients_monitors),
+		ZMH_TEST(test_an_unwatched_death_moves_its_exit_generation),
 	};
 
 	return cmocka_run_group_tests(tests, zmh_group_setup, zmh_group_teardown);

@@ -1091,6 +1091,34 @@ static void test_status_text_ignores_unknown_lines(void **state)
 		      "         3  x              2           1\n");
 }
 
+/* Each subscriber's process and user, from the agent's SO_PEERCRED. */
+static const char status_peers[] =
+	"subscribers 2\n"
+	"subscriber id=1 name=billing-worker pid=4242 uid=1000 monitors=1500 queued=0 rate=0 "
+	"batch=1024 sent=7\n"
+	"subscriber id=7 name=zenmonctl pid=123456 uid=0 monitors=2 queued=3 rate=0 batch=1024 "
+	"sent=0\n";
+
+static void test_status_text_shows_each_subscribers_pid_and_uid(void **state)
+{
+	assert_output(status_output(status_peers, false),
+		      "subscribers:          2\n"
+		      "\n"
+		      "SUBSCRIBER  NAME                 PID     UID    MONITORS      QUEUED\n"
+		      "         1  billing-worker      4242    1000        1500           0\n"
+		      "         7  zenmonctl         123456       0           2           3\n");
+}
+
+static void test_status_json_shows_each_subscribers_pid_and_uid(void **state)
+{
+	assert_output(status_output(status_peers, true),
+		      "{\"subscribers\":2,\"subscribers_list\":["
+		      "{\"id\":1,\"name\":\"billing-worker\",\"pid\":4242,\"uid\":1000,"
+		      "\"monitors\":1500,\"queued\":0,\"rate\":0,\"batch\":1024,\"sent\":7},"
+		      "{\"id\":7,\"name\":\"zenmonctl\",\"pid\":123456,\"uid\":0,"
+		      "\"monitors\":2,\"queued\":3,\"rate\":0,\"batch\":1024,\"sent\":0}]}\n");
+}
+
 static void test_status_json_keeps_its_own_keys(void **state)
 {
 	assert_output(status_output("subscribers_list 5\nsubscriber 7\nversion 3\n", true),
@@ -1255,6 +1283,8 @@ int main(void)
 		cmocka_unit_test(test_status_json_includes_unknown_integer_lines),
 		cmocka_unit_test(test_status_text_ignores_unknown_lines),
 		cmocka_unit_test(test_status_json_keeps_its_own_keys),
+		cmocka_unit_test(test_status_text_shows_each_subscribers_pid_and_uid),
+		cmocka_unit_test(test_status_json_shows_each_subscribers_pid_and_uid),
 		cmocka_unit_test(test_status_pacing_lines_to_text),
 		cmocka_unit_test(test_status_pacing_lines_to_json),
 		cmocka_unit_test(test_status_tcp_lines_to_text),

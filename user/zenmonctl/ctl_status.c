@@ -152,6 +152,10 @@ static int status_parse_subscriber(const char *p, const char *end, struct ctl_st
 			sub.has_monitors = status_parse_u64(eq + 1, vlen, &sub.monitors) == 0;
 		else if (klen == 6 && memcmp(word, "queued", 6) == 0)
 			sub.has_queued = status_parse_u64(eq + 1, vlen, &sub.queued) == 0;
+		else if (klen == 3 && memcmp(word, "pid", 3) == 0)
+			sub.has_pid = status_parse_u64(eq + 1, vlen, &sub.pid) == 0;
+		else if (klen == 3 && memcmp(word, "uid", 3) == 0)
+			sub.has_uid = status_parse_u64(eq + 1, vlen, &sub.uid) == 0;
 		else if (klen == 4 && memcmp(word, "name", 4) == 0) {
 			free(sub.name);
 			sub.name = strndup(eq + 1, vlen);
@@ -281,6 +285,7 @@ static void status_label(FILE *f, const char *label)
 void ctl_status_print_text(FILE *f, const struct ctl_status *s)
 {
 	int name_width = 4;   /* "NAME" */
+	bool peer = false;     /* the agent names each subscriber's process */
 
 	if (s->version) {
 		status_label(f, "agent version");
@@ -308,13 +313,19 @@ void ctl_status_print_text(FILE *f, const struct ctl_status *s)
 	if (s->n_subs == 0)
 		return;
 
-	for (size_t i = 0; i < s->n_subs; i++)
+	for (size_t i = 0; i < s->n_subs; i++) {
 		if (s->subs[i].name && (int)strlen(s->subs[i].name) > name_width)
 			name_width = (int)strlen(s->subs[i].name);
-	fprintf(f, "\n%10s  %-*s  %10s  %10s\n", "SUBSCRIBER", name_width, "NAME", "MONITORS", "QUEUED");
+		/* An agent older than the pid and uid keys: no such columns. */
+		peer |= s->subs[i].has_pid || s->subs[i].has_uid;
+	}
+	fprintf(f, "\n%10s  %-*s  ", "SUBSCRIBER", name_width, "NAME");
+	if (peer)
+		fprintf(f, "%8s  %6s  ", "PID", "UID");
+	fprintf(f, "%10s  %10s\n", "MONITORS", "QUEUED");
 	for (size_t i = 0; i < s->n_subs; i++) {
 		const struct ctl_status_subscriber *sub = &s->subs[i];
-		char id[24] = "-", mon[24] = "-", q[24] = "-";
+		char id[24] = "-", mon[24] = "-", q[24] = "-", pid[24] = "-", uid[24] = "-";
 
 		if (sub->has_id)
 			snprintf(id, sizeof(id), "%" PRIu64, sub->id);
@@ -322,9 +333,16 @@ void ctl_status_print_text(FILE *f, const struct ctl_status *s)
 			snprintf(mon, sizeof(mon), "%" PRIu64, sub->monitors);
 		if (sub->has_queued)
 			snprintf(q, sizeof(q), "%" PRIu64, sub->queued);
+		if (sub->has_pid)
+			snprintf(pid, sizeof(pid), "%" PRIu64, sub->pid);
+		if (sub->has_uid)
+			snprintf(uid, sizeof(uid), "%" PRIu64, sub->uid);
 		fprintf(f, "%10s  ", id);
 		status_print_safe(f, sub->name ? sub->name : "-", name_width);
-		fprintf(f, "  %10s  %10s\n", mon, q);
+		fputs("  ", f);
+		if (peer)
+			fprintf(f, "%8s  %6s  ", pid, uid);
+		fprintf(f, "%10s  %10s\n", mon, q);
 	}
 }
 
@@ -337,6 +355,15 @@ static void status_json_extras(FILE *f, const struct ctl_status_extras *x, const
 		fprintf(f, ":%s%" PRIu64, x->v[i].negative ? "-" : "", x->v[i].magnitude);
 		sep = ",";
 	}
+}
+
+/* ,"key":v when has; *sep is what goes before it, "," once anything went. */
+static void status_json_u64(FILE *f, const char **sep, const char *key, bool has, uint64_t v)
+{
+	if (!has)
+		return;
+	fprintf(f, "%s\"%s\":%" PRIu64, *sep, key, v);
+	*sep = ",";
 }
 
 void ctl_status_print_json(FILE *f, const struct ctl_status *s)
@@ -364,23 +391,16 @@ void ctl_status_print_json(FILE *f, const struct ctl_status *s)
 		const char *ssep = "";
 
 		fprintf(f, "%s{", i ? "," : "");
-		if (sub->has_id) {
-			fprintf(f, "\"id\":%" PRIu64, sub->id);
-			ssep = ",";
-		}
+		status_json_u64(f, &ssep, "id", sub->has_id, sub->id);
 		if (sub->name) {
 			fprintf(f, "%s\"name\":", ssep);
 			ctl_format_json_string(f, sub->name);
 			ssep = ",";
 		}
-		if (sub->has_monitors) {
-			fprintf(f, "%s\"monitors\":%" PRIu64, ssep, sub->monitors);
-			ssep = ",";
-		}
-		if (sub->has_queued) {
-			fprintf(f, "%s\"queued\":%" PRIu64, ssep, sub->queued);
-			ssep = ",";
-		}
+		status_json_u64(f, &ssep, "pid", sub->has_pid, sub->pid);
+		status_json_u64(f, &ssep, "uid", sub->has_uid, sub->uid);
+		status_json_u64(f, &ssep, "monitors", sub->has_monitors, sub->monitors);
+		status_json_u64(f, &ssep, "queued", sub->has_queued, sub->queued);
 		status_json_extras(f, &sub->extra, ssep);
 		fputc('}', f);
 	}

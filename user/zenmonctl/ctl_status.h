@@ -51,8 +51,8 @@ struct ctl_status_extras {
 };
 
 struct ctl_status_subscriber {
-	uint64_t id, monitors, queued;
-	bool has_id, has_monitors, has_queued;
+	uint64_t id, monitors, queued, pid, uid;
+	bool has_id, has_monitors, has_queued, has_pid, has_uid;
 	char *name;                    /* NULL if the line had none */
 	struct ctl_status_extras extra;
 };

@@ -88,7 +88,9 @@ struct access_quotas {
 	uint32_t monitors_per_subscriber;  /* held: armed, or DOWN not yet read */
 	uint32_t monitors_per_uid;         /* held by all connections of one uid */
 	uint32_t connections_per_uid;
-	uint32_t requests_per_second;      /* per subscriber; the burst is one second's worth */
+	uint32_t requests_per_second;      /* per subscriber, and per uid over all its
+					    * subscribers; the burst is one second's worth */
+	uint32_t queued_bytes_per_uid;     /* answers unsent to all its connections */
 };
 
 /* Root could exhaust the host without the agent's help: quotas leave it alone. */
@@ -128,6 +130,10 @@ struct access_uid {
 	uint32_t uid;
 	uint32_t connections;
 	size_t monitors;
+	/* Its connections' requests together: more connections are not more
+	 * requests (rate 0, unlimited, until client.c sets it). */
+	struct access_rate rate;
+	size_t queued_bytes;         /* answers unsent to its connections (client.c) */
 	struct access_uid *next;
 };
 

@@ -57,6 +57,7 @@ struct client {
 	bool unrestricted;                 /* may monitor any target */
 	struct access_uid *acct;           /* its uid's connections and monitors */
 	struct access_rate rate;           /* its requests per second */
+	size_t counted_out;                /* its share of acct->queued_bytes */
 };
 
 static void client_on_events(struct loop_source *src, uint32_t events);
@@ -170,19 +171,54 @@ static size_t client_out_high(const struct agent *a)
 	return a->opts.max_queued_bytes ? a->opts.max_queued_bytes : AGENT_DEFAULT_QUEUED_BYTES;
 }
 
-static void client_update_events(struct client *c)
+/* Is c's uid over max-queued-bytes-per-uid, all its connections' unsent
+ * answers together (root is exempt, as from the other per-uid quotas)? */
+static bool client_uid_out_full(const struct client *c)
+{
+	uint32_t cap = c->a->opts.quotas.queued_bytes_per_uid;
+
+	return cap && !access_quota_exempt(client_uid(c)) && c->acct->queued_bytes >= cap;
+}
+
+/* May the agent read more of c's requests now? */
+static bool client_may_read(const struct client *c)
+{
+	return !c->closing && zm_buf_pending(&c->out) < client_out_high(c->a) &&
+	       !client_uid_out_full(c);
+}
+
+static void client_set_events(struct client *c)
 {
 	uint32_t ev = 0;
 
-	/* Answers piling up unsent: stop taking requests until it reads
-	 * (max-queued-bytes-per-subscriber). Not refused with errors: an
-	 * ERROR is more bytes for a client that does not read. */
-	if (!c->closing && zm_buf_pending(&c->out) < client_out_high(c->a))
+	if (client_may_read(c))
 		ev |= EPOLLIN;
 	if (c->want_write)
 		ev |= EPOLLOUT;
 	if (ev != c->events && loop_mod(c->a->loop, &c->src, ev) == 0)
 		c->events = ev;
+}
+
+/*
+ * Answers piling up unsent: stop taking requests until it reads
+ * (max-queued-bytes-per-subscriber), or until its uid's connections do
+ * (max-queued-bytes-per-uid). Not refused with errors: an ERROR is more
+ * bytes for a client that does not read. When c's answers going out bring
+ * its uid back under its cap, the uid's other connections read again.
+ */
+static void client_update_events(struct client *c)
+{
+	size_t now = zm_buf_pending(&c->out);
+	bool was_full = client_uid_out_full(c);
+
+	c->acct->queued_bytes = c->acct->queued_bytes - c->counted_out + now;
+	c->counted_out = now;
+	client_set_events(c);
+	if (was_full && !client_uid_out_full(c)) {
+		for (struct client *o = c->a->clients; o; o = o->next)
+			if (o != c && o->acct == c->acct)
+				client_set_events(o);
+	}
 }
 
 /* The peer's supplementary groups (SO_PEERGROUPS), malloc'd; NULL and 0
@@ -297,6 +333,10 @@ int client_accept(struct agent *a, int fd)
 		return 0;
 	}
 	c->acct = access_uid_get(&a->access, client_uid(c));
+	/* A new uid's bucket starts full; another connection of a known uid
+	 * must not refill it. */
+	if (c->acct && c->acct->rate.rate != c->rate.rate)
+		access_rate_init(&c->acct->rate, c->rate.rate, agent_now_ns(CLOCK_MONOTONIC));
 	if (!c->acct) {
 		free(c->groups);
 		free(c);
@@ -369,10 +409,13 @@ bool client_monitor_quota(struct client *c, uint64_t ref, uint16_t request)
 }
 
 /*
- * One request's token from the client's rate (max-requests-per-second).
- * Over it, the request gets ERROR EAGAIN with its ref (or token) and is
- * otherwise ignored; an fd it came with is used up, so that the next
- * fd-carrying record still gets its own. SYNC and DEMONITOR are never
+ * One request's token from the client's rate (max-requests-per-second) and
+ * one from its uid's, which all the uid's connections share: a flood spread
+ * over many connections is no faster than one, and the agent's time per
+ * refused request (a /proc read, for a MONITOR of another's process) stays
+ * bounded per user. Over either, the request gets ERROR EAGAIN with its ref
+ * (or token) and is otherwise ignored; an fd it came with is used up, so
+ * that the next fd-carrying record still gets its own. SYNC and DEMONITOR are never
  * refused: one costs no more than its refusal would and clients wait on
  * it, the other frees what the quotas count. A record too short to decode
  * goes on, to be refused for that.
@@ -385,7 +428,8 @@ static bool client_admit(struct client *c, const struct zm_record *rec)
 		struct zm_monitor_tcp tcp;
 		struct zm_targets targets;
 	} m;
-	uint64_t ref;
+	uint64_t ref, now;
+	bool uid_over = false;
 	int fd = -1;
 
 	switch (rec->type) {
@@ -417,16 +461,26 @@ static bool client_admit(struct client *c, const struct zm_record *rec)
 	default:
 		return true; /* SYNC, DEMONITOR, or not a request at all */
 	}
-	if (access_rate_take(&c->rate, agent_now_ns(CLOCK_MONOTONIC)))
-		return true;
+	now = agent_now_ns(CLOCK_MONOTONIC);
+	if (access_rate_take(&c->rate, now)) {
+		if (access_rate_take(&c->acct->rate, now))
+			return true;
+		uid_over = true;
+	}
 	if (rec->type == ZM_REC_MONITOR_PIDFD ||
 	    (rec->type == ZM_REC_MONITOR_TCP && m.tcp.by == ZM_TCP_BY_FD))
 		fd = client_take_fd(c);
 	if (fd >= 0)
 		close(fd);
-	client_error(c, ref, rec->type, EAGAIN,
-		     "over this connection's %u requests per second (max-requests-per-second): "
-		     "send it again later", c->rate.rate);
+	if (uid_over)
+		client_error(c, ref, rec->type, EAGAIN,
+			     "uid %u is over its %u requests per second over all its connections "
+			     "(max-requests-per-second holds per uid too): send it again later",
+			     client_uid(c), c->acct->rate.rate);
+	else
+		client_error(c, ref, rec->type, EAGAIN,
+			     "over this connection's %u requests per second (max-requests-per-second): "
+			     "send it again later", c->rate.rate);
 	return false;
 }
 
@@ -445,6 +499,8 @@ void client_apply_access(struct agent *a)
 		c->unrestricted = access_unrestricted(&peer, &o->allow_uids, &o->allow_groups);
 		if (rate != c->rate.rate)
 			access_rate_init(&c->rate, rate, now);
+		if (rate != c->acct->rate.rate)
+			access_rate_init(&c->acct->rate, rate, now);
 		client_update_events(c); /* max-queued-bytes-per-subscriber may have moved */
 	}
 }
@@ -453,6 +509,7 @@ void client_close(struct client *c, const char *why)
 {
 	struct agent *a = c->a;
 	size_t mons = registry_sub_monitors(c->sub);
+	bool was_full;
 
 	log_debug("client %llu (%s) disconnected (%s); dropping its %zu monitors",
 		  (unsigned long long)registry_sub_id(c->sub), c->name, why, mons);
@@ -464,6 +521,15 @@ void client_close(struct client *c, const char *why)
 		close(client_take_fd(c));
 	/* Its monitors go, and with them every kernel watch nobody else needs. */
 	registry_sub_free(a->reg, c->sub);
+	/* Its unsent answers go too: the uid's other connections may read again. */
+	was_full = client_uid_out_full(c);
+	c->acct->queued_bytes -= c->counted_out;
+	c->counted_out = 0;
+	if (was_full && !client_uid_out_full(c)) {
+		for (struct client *o = a->clients; o; o = o->next)
+			if (o != c && o->acct == c->acct)
+				client_set_events(o);
+	}
 	c->acct->connections--;
 	access_uid_release(&a->access, c->acct);
 	free(c->groups);
@@ -807,7 +873,11 @@ static void client_read(struct client *c)
 	} cbuf;
 	size_t budget = CLIENT_READ_BUDGET;
 
-	while (budget > 0 && !c->closing) {
+	/* Answers pile up in c->out until the loop's before-sleep flush: past
+	 * max-queued-bytes-per-subscriber (or per uid), read no further in this
+	 * pass either (client_update_events() then stops reading until they go
+	 * out). */
+	while (budget > 0 && client_may_read(c)) {
 		struct iovec iov;
 		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
 				     .msg_control = cbuf.buf, .msg_controllen = sizeof(cbuf.buf) };
@@ -845,6 +915,7 @@ static void client_read(struct client *c)
 		c->a->metrics.bytes_in += (size_t)n;
 		budget -= (size_t)n < budget ? (size_t)n : budget;
 		client_parse(c);
+		client_update_events(c); /* count this chunk's answers for the uid */
 	}
 	client_update_events(c);
 }
@@ -874,8 +945,10 @@ int client_status_lines(struct agent *a, struct zm_buf *out, size_t max_len)
 	for (struct client *c = a->clients; c; c = c->next) {
 		char line[256];
 		int n = snprintf(line, sizeof(line),
-				 "subscriber id=%llu name=%s monitors=%zu queued=%zu rate=%u batch=%u sent=%llu\n",
-				 (unsigned long long)registry_sub_id(c->sub), c->name,
+				 "subscriber id=%llu name=%s pid=%d uid=%u monitors=%zu queued=%zu rate=%u "
+				 "batch=%u sent=%llu\n",
+				 (unsigned long long)registry_sub_id(c->sub), c->name, (int)c->cred.pid,
+				 client_uid(c),
 				 registry_sub_monitors(c->sub), registry_sub_queued(c->sub),
 				 c->ds.lim.rate, c->ds.lim.max_batch, (unsigned long long)c->downs_sent);
 

@@ -47,7 +47,8 @@
  * under its name with KWATCH_LINK_TMP appended and then renamed over the old
  * one (kwatch_pin_links()); a leftover of that is removed at start.
  */
-static const char *const kwatch_pin_names[] = { "zm_procs", "zm_tcp", "zm_events", "zm_stats" };
+static const char *const kwatch_pin_names[] = { "zm_procs", "zm_tcp", "zm_events", "zm_stats",
+						 "zm_exit_gen" };
 #define KWATCH_NPINS (sizeof(kwatch_pin_names) / sizeof(kwatch_pin_names[0]))
 static const char *const kwatch_link_names[] = { "link_zm_process_exit", "link_zm_tcp_close",
 						 "link_zm_tcp_rst" };
@@ -59,6 +60,9 @@ static const char *const kwatch_link_names[] = { "link_zm_process_exit", "link_z
 
 /* Pending deletes per map before they are flushed regardless of the loop. */
 #define KWATCH_DEL_BATCH 4096
+/* zm_exit_gen as mapped: an array's elements sit 8 bytes apart. */
+#define KWATCH_EXIT_GEN_LEN ((size_t)ZM_EXIT_GEN_SLOTS * sizeof(uint64_t))
+
 /* Entries per BPF_MAP_LOOKUP_BATCH call of a map scan. */
 #define KWATCH_SCAN_BATCH 1024
 
@@ -86,6 +90,8 @@ struct kwatch {
 	 */
 	void *rb_pos;
 	size_t rb_pos_len;
+	/* zm_exit_gen, mapped read-only (kwatch_exit_gen()). */
+	const uint64_t *exit_gen;
 	size_t page_size;
 
 	/*
@@ -557,7 +563,8 @@ static bool kwatch_map_compatible(struct kwatch *k, const struct bpf_map *map, i
 static int kwatch_check_pinned_maps(struct kwatch *k)
 {
 	struct bpf_map *maps[] = { k->skel->maps.zm_procs, k->skel->maps.zm_tcp,
-				   k->skel->maps.zm_events, k->skel->maps.zm_stats };
+				   k->skel->maps.zm_events, k->skel->maps.zm_stats,
+				   k->skel->maps.zm_exit_gen };
 	char why[256];
 	int fd;
 
@@ -600,7 +607,8 @@ static int kwatch_check_pinned_maps(struct kwatch *k)
 static int kwatch_set_pin_paths(struct kwatch *k)
 {
 	struct bpf_map *maps[] = { k->skel->maps.zm_procs, k->skel->maps.zm_tcp,
-				   k->skel->maps.zm_events, k->skel->maps.zm_stats };
+				   k->skel->maps.zm_events, k->skel->maps.zm_stats,
+				   k->skel->maps.zm_exit_gen };
 	char path[PATH_MAX];
 	int err;
 
@@ -830,6 +838,7 @@ int kwatch_open(const struct kwatch_opts *opts, kwatch_event_fn on_event, void *
 		struct kwatch **ret)
 {
 	struct kwatch *k = NULL;
+	void *exit_gen;
 	long page_size;
 	int rb_fd;
 	int err;
@@ -951,6 +960,14 @@ int kwatch_open(const struct kwatch_opts *opts, kwatch_event_fn on_event, void *
 		log_error("cannot map the ring buffer's positions: %s", strerror(-err));
 		goto cleanup;
 	}
+	exit_gen = mmap(NULL, KWATCH_EXIT_GEN_LEN, PROT_READ, MAP_SHARED,
+			bpf_map__fd(k->skel->maps.zm_exit_gen), 0);
+	if (exit_gen == MAP_FAILED) {
+		err = -errno;
+		log_error("cannot map zm_exit_gen: %s", strerror(-err));
+		goto cleanup;
+	}
+	k->exit_gen = exit_gen;
 
 	if (k->maps_reused || k->links_replaced)
 		log_info("took over from a previous zenmond in %s: %u of %zu maps reused (their "
@@ -1037,9 +1054,10 @@ void kwatch_del_proc(struct kwatch *k, uint32_t tgid, uint64_t start_ticks)
 
 uint32_t kwatch_exit_gen(const struct kwatch *k, uint32_t tgid)
 {
-	/* Acquire: what the caller reads next (/proc) comes after this load. */
-	return __atomic_load_n(&k->skel->bss->zm_exit_gen[tgid & (ZM_EXIT_GEN_SLOTS - 1)],
-			       __ATOMIC_ACQUIRE);
+	/* Acquire: what the caller reads next (/proc) comes after this load.
+	 * 32 bits of it are plenty to see a change. */
+	return (uint32_t)__atomic_load_n(&k->exit_gen[tgid & (ZM_EXIT_GEN_SLOTS - 1)],
+					 __ATOMIC_ACQUIRE);
 }
 
 int kwatch_lookup_proc(struct kwatch *k, uint32_t tgid, uint64_t start_ticks,
@@ -1397,6 +1415,8 @@ void kwatch_close(struct kwatch *k)
 	ring_buffer__free(k->rb);
 	if (k->rb_pos)
 		munmap(k->rb_pos, k->rb_pos_len);
+	if (k->exit_gen)
+		munmap((void *)k->exit_gen, KWATCH_EXIT_GEN_LEN);
 	zenmon_bpf__destroy(k->skel);
 	if (k->lock_fd >= 0)
 		close(k->lock_fd);

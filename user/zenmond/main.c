@@ -44,6 +44,7 @@
 #define DEFAULT_MONITORS_PER_UID 250000
 #define DEFAULT_CONNECTIONS_PER_UID 64
 #define DEFAULT_REQUESTS_PER_SECOND 50000
+#define DEFAULT_QUEUED_BYTES_PER_UID 16777216 /* four subscribers' worth */
 #define STR_(x) #x
 #define STR(x) STR_(x)
 
@@ -69,6 +70,7 @@ enum {
 	OPT_ADOPT_TIMEOUT,
 	OPT_CLEANUP,
 	OPT_RING_SIZE,
+	OPT_MAX_QUEUED_BYTES_UID,
 };
 
 static void usage(FILE *f)
@@ -157,8 +159,9 @@ static void usage(FILE *f)
 "                            connections of one uid; one more is answered\n"
 "                            ENOSPC and closed (default: " STR(DEFAULT_CONNECTIONS_PER_UID) ")\n"
 "      --max-requests-per-second N\n"
-"                            requests of one connection, in bursts of up to\n"
-"                            one second's worth; more get EAGAIN (SYNC and\n"
+"                            requests of one connection, and of one uid over\n"
+"                            all its connections, in bursts of up to one\n"
+"                            second's worth; more get EAGAIN (SYNC and\n"
 "                            DEMONITOR never do) (default: " STR(DEFAULT_REQUESTS_PER_SECOND) ")\n"
 "      --max-queued-bytes-per-subscriber N\n"
 "                            bytes of answers waiting unsent to one connection\n"
@@ -166,6 +169,11 @@ static void usage(FILE *f)
 "                            of its requests until it reads (DOWNs waiting are\n"
 "                            bounded by its monitors and --max-queued),\n"
 "                            65536..1073741824 (default: %u)\n"
+"      --max-queued-bytes-per-uid N\n"
+"                            the same over all the connections of one uid\n"
+"                            (root is exempt): past it none of them is read\n"
+"                            until they read, 0..1073741824, 0 for no limit\n"
+"                            (default: " STR(DEFAULT_QUEUED_BYTES_PER_UID) ")\n"
 "\n"
 "      --metrics-listen HOST:PORT\n"
 "                            serve Prometheus metrics at http://HOST:PORT/metrics\n"
@@ -229,6 +237,7 @@ static const struct option longopts[] = {
 	{ "max-connections-per-uid", required_argument, NULL, OPT_MAX_CONNECTIONS_UID },
 	{ "max-requests-per-second", required_argument, NULL, OPT_MAX_REQUESTS },
 	{ "max-queued-bytes-per-subscriber", required_argument, NULL, OPT_MAX_QUEUED_BYTES },
+	{ "max-queued-bytes-per-uid", required_argument, NULL, OPT_MAX_QUEUED_BYTES_UID },
 	{ "config", required_argument, NULL, 'c' },
 	{ "check-config", no_argument, NULL, OPT_CHECK_CONFIG },
 	{ "adopt-timeout", required_argument, NULL, OPT_ADOPT_TIMEOUT },
@@ -327,6 +336,8 @@ static const struct {
 	{ OPT_MAX_CONNECTIONS_UID, 0, 1000000, offsetof(struct agent_opts, quotas.connections_per_uid) },
 	{ OPT_MAX_REQUESTS, 0, 1000000000, offsetof(struct agent_opts, quotas.requests_per_second) },
 	{ OPT_MAX_QUEUED_BYTES, 65536, 1U << 30, offsetof(struct agent_opts, max_queued_bytes) },
+	{ OPT_MAX_QUEUED_BYTES_UID, 0, 1U << 30,
+	  offsetof(struct agent_opts, quotas.queued_bytes_per_uid) },
 };
 
 /* opt's row in delivery_opts, or -1 if it is not a delivery option. */
@@ -373,6 +384,7 @@ static void opts_defaults(struct agent_opts *o)
 			.monitors_per_uid = DEFAULT_MONITORS_PER_UID,
 			.connections_per_uid = DEFAULT_CONNECTIONS_PER_UID,
 			.requests_per_second = DEFAULT_REQUESTS_PER_SECOND,
+			.queued_bytes_per_uid = DEFAULT_QUEUED_BYTES_PER_UID,
 		},
 		.max_queued_bytes = AGENT_DEFAULT_QUEUED_BYTES,
 	};
