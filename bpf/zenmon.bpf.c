@@ -339,8 +339,12 @@ int BPF_PROG(zm_process_exit, struct task_struct *task)
 	/*
 	 * exit_ns goes in first so that it is valid once FIRED is visible (the
 	 * compare-and-swap is a full barrier). A losing sibling may overwrite it
-	 * with its own, nanoseconds later, "now": harmless.
+	 * with its own, nanoseconds later, "now": harmless. So do the uids: who
+	 * could signal the process, for an agent that finds the death later
+	 * (one that was not running) and must not tell it to anyone else.
 	 */
+	w->ruid = BPF_CORE_READ(task, real_cred, uid.val);
+	w->suid = BPF_CORE_READ(task, real_cred, suid.val);
 	w->exit_ns = now;
 	fired = zm_word_pack(code, ZM_WATCH_FIRED);
 	if (__sync_val_compare_and_swap(word, armed, fired) != armed)
@@ -536,6 +540,7 @@ int BPF_PROG(zm_tcp_close, const struct sock *sk, const int oldstate, const int 
 	sk_err = sk->sk_err;
 	how = zm_tcp_how_of(sk, oldstate, sk_err, h.state == ZM_WATCH_ARMED_RST_SENT);
 	now = bpf_ktime_get_boot_ns();
+	w->uid = BPF_CORE_READ(sk, sk_uid.val); /* whose it was, as ruid for processes */
 	w->close_ns = now; /* before FIRED is visible, as exit_ns */
 	{
 		struct zm_tcp_watch f = {

@@ -88,6 +88,10 @@ static inline __u32 zm_tcp_tag(__u64 cookie)
 struct zm_proc_watch {
 	__u64 added_ns;  /* CLOCK_BOOTTIME when the agent armed the watch */
 	__u64 exit_ns;   /* CLOCK_BOOTTIME of the exit (FIRED only) */
+	/* FIRED only: its real and saved uid as it died, so that an agent that
+	 * finds the death later can tell who could have monitored it. */
+	__u32 ruid;
+	__u32 suid;
 	union {
 		__u32 exit_code; /* FIRED: wait(2) status */
 		__u32 armed_tag; /* ARMED: zm_proc_tag() of the key */
@@ -114,6 +118,8 @@ enum zm_ktcp_how {
 struct zm_tcp_watch {
 	__u64 added_ns;  /* CLOCK_BOOTTIME when the agent armed the watch */
 	__u64 close_ns;  /* CLOCK_BOOTTIME of the move to TCP_CLOSE (FIRED only) */
+	__u32 uid;       /* FIRED only: the socket's owner (sk_uid), as for ruid above */
+	__u32 _pad;
 	union {
 		__u32 armed_tag; /* ARMED: zm_tcp_tag() of the key */
 		struct {         /* FIRED: */

@@ -24,6 +24,7 @@
 #include <string.h>
 #include <linux/sockios.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -953,6 +954,114 @@ static void test_request_rate_holds_per_uid_over_its_connections(void **state)
 	at_five_requests_per_second(nobody_shares_the_request_rate_over_connections);
 }
 
+/* ---- restarts: whose death a resumed monitor may learn ----------------------- */
+
+static struct zmh_agent *resume_agent;
+/* Shared with the nobody child: its process, and whether it reaped it. */
+static volatile struct { pid_t pid; int reaped; } *resume;
+
+/*
+ * Nobody monitors its own process; the agent stops, the process and one of
+ * root's die, the agent starts again: libzenmon brings the monitor back and
+ * it gets the real reason, by the uids the kernel recorded at the death. A
+ * RESUME of root's process gets noproc: nobody may not learn how it died.
+ */
+static int nobody_resumes_after_a_restart(const struct job *j)
+{
+	struct zmh_collector *col = zmh_collector_new();
+	const struct zm_down_info *d = NULL;
+	struct zm_monitor_proc m = {
+		.ref = 5, .pid = (uint32_t)j->root_pid,
+		.flags = ZM_MON_START_TIME | ZM_MON_RESUME, .start_ticks = j->root_start,
+	};
+	uint8_t body[ZM_MONITOR_PROC_LEN];
+	struct zm_record zr;
+	struct zm_down down;
+	struct zm_client *cl;
+	struct zmh_child c;
+	struct zmh_raw r;
+	struct zmh_rec rec;
+	uint64_t ref;
+
+	CHECK(zmh_child_spawn(&c) == 0, "spawn");
+	CHECK(zmh_connect(j->agent, "it-acc-resume", col, &cl) == 0, "connect");
+	CHECK(zm_monitor_pid_start(cl, c.pid, c.start_ticks, &ref) == 0, "monitor");
+	CHECK(zmh_sync(cl, col) == 0, "sync");
+	resume->pid = c.pid;
+	/* The parent stops the agent and kills it; reaped, nothing is left of
+	 * it in /proc: only the kernel's record of the death says how. */
+	CHECK(ready(j) == 0, "the parent's part: stop, kill, start");
+	CHECK(zmh_child_reap(&c) == 0, "reap");
+	resume->reaped = 1;
+	CHECK(zmh_wait_downs(cl, col, 1, 3 * ZMH_TIMEOUT_MS) == 1, "%zu DOWNs after the restart",
+	      col->n);
+	CHECK(zmh_collector_count(col, ref, &d) == 1 && d->reason == ZM_DOWN_KILLED &&
+	      d->signal == SIGKILL, "its own process: %s, want killed by 9",
+	      d ? zm_reason_str(d->reason) : "no DOWN");
+
+	CHECK(zmh_raw_connect(&r, j->agent->sock, true) == 0, "connect");
+	CHECK(zmh_raw_send_record(&r, ZM_REC_MONITOR_PROC, body, zm_enc_monitor_proc(body, &m)) == 0,
+	      "send");
+	do
+		CHECK(zmh_raw_next(&r, ZMH_TIMEOUT_MS, &rec) == 1, "no answer to the RESUME");
+	while (rec.type != ZM_REC_DOWN && rec.type != ZM_REC_ERROR);
+	zr = (struct zm_record){ .body = rec.body, .type = rec.type, .len = rec.len };
+	CHECK(rec.type == ZM_REC_DOWN && zm_dec_down(&zr, &down) == 0, "not a DOWN (%#x)", rec.type);
+	CHECK(down.reason == ZM_REASON_NOPROC, "root's process: reason %u, want noproc (%u)",
+	      down.reason, ZM_REASON_NOPROC);
+	zmh_raw_close(&r);
+	return 0;
+}
+
+/* The parent's part: both processes die while no agent runs. */
+static void stop_kill_start(const struct job *j)
+{
+	int64_t deadline = zmh_mono_ms() + ZMH_TIMEOUT_MS;
+
+	assert_int_equal(zmh_agent_stop_keep(resume_agent), 0);
+	assert_int_equal(kill(resume->pid, SIGKILL), 0);
+	assert_int_equal(zmh_child_kill(j->root_child, SIGKILL), 0);
+	assert_int_equal(zmh_child_reap(j->root_child), 0);
+	while (!resume->reaped && zmh_mono_ms() < deadline)
+		zmh_sleep_ms(10);
+	assert_true(resume->reaped);
+	assert_int_equal(zmh_agent_restart_args(resume_agent,
+						(const char *const[]){ "--socket-mode", "0666",
+								       NULL }), 0);
+}
+
+static void test_resumed_monitor_learns_only_deaths_it_could_have_watched(void **state)
+{
+	static const char *const args[] = { "--socket-mode", "0666", NULL };
+	struct zmh_collector *col = zmh_collector_new();
+	struct zm_client *cl;
+	struct zmh_child c;
+	struct zmh_agent a;
+	struct job j = { .agent = &a };
+	uint64_t ref;
+
+	(void)zmh_env(state);
+	resume = mmap(NULL, sizeof(*resume), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+		      -1, 0);
+	assert_true(resume != MAP_FAILED);
+	resume_agent = &a;
+	start_agent(&a, args);
+	/* Root watches a process of its own, so that the kernel records its death. */
+	assert_int_equal(zmh_child_spawn(&c), 0);
+	j.root_pid = c.pid;
+	j.root_start = c.start_ticks;
+	j.root_child = &c;
+	assert_int_equal(zmh_connect(&a, "it-acc-root", col, &cl), 0);
+	assert_int_equal(zm_monitor_pid_start(cl, c.pid, c.start_ticks, &ref), 0);
+	assert_int_equal(zmh_sync(cl, col), 0);
+	assert_int_equal(as_nobody_then(nobody_resumes_after_a_restart, &j, stop_kill_start), 0);
+	/* Root, for its part, gets the real reason. */
+	assert_int_equal(zmh_wait_downs(cl, col, 1, 3 * ZMH_TIMEOUT_MS), 1);
+	assert_int_equal(col->downs[0].reason, ZM_DOWN_KILLED);
+	munmap((void *)resume, sizeof(*resume));
+	assert_int_equal(zmh_extra_agent_stop(&a), 0);
+}
+
 #define FLOOD_MAX 200000
 #define STATUS_FRAME (ZM_FRAME_HDR_LEN + ZM_REC_HDR_LEN + 8)
 
@@ -1116,6 +1225,7 @@ int main(void)
 		ZMH_TEST(test_request_rate_holds_per_uid_over_its_connections),
 		ZMH_TEST(test_queued_bytes_quota_holds_back_a_client_that_does_not_read),
 		ZMH_TEST(test_queued_bytes_quota_per_uid_holds_back_all_its_connections),
+		ZMH_TEST(test_resumed_monitor_learns_only_deaths_it_could_have_watched),
 	};
 
 	return cmocka_run_group_tests(tests, zmh_group_setup, zmh_group_teardown);

@@ -49,6 +49,8 @@ struct adopted {
 	uint8_t tcp_how, tcp_old_state;
 	uint8_t core;         /* ZM_DOWN_CORE_DUMPED */
 	bool owns_kernel;     /* the kernel entry is the adoption's to delete */
+	bool has_owner;       /* owner holds who it was, as the kernel recorded it */
+	struct reg_owner owner;
 	uint32_t next;        /* chain in the bucket */
 };
 
@@ -120,6 +122,8 @@ static int adopt_on_proc(void *ctx, const struct zm_proc_key *key, const struct 
 		e->value = d.value;
 		e->core = (uint8_t)(d.flags & ZM_DOWN_CORE_DUMPED);
 		e->time_ns = monitor_boot_to_realtime(w->exit_ns);
+		e->owner = (struct reg_owner){ .ruid = w->ruid, .suid = w->suid };
+		e->has_owner = true;
 	}
 	return 0;
 }
@@ -138,6 +142,8 @@ static int adopt_on_tcp(void *ctx, uint64_t cookie, const struct zm_tcp_watch *w
 		e->tcp_how = w->how;
 		e->tcp_old_state = w->old_state;
 		e->time_ns = monitor_boot_to_realtime(w->close_ns);
+		e->owner = (struct reg_owner){ .ruid = w->uid, .suid = w->uid };
+		e->has_owner = true;
 	}
 	return 0;
 }
@@ -227,12 +233,15 @@ void adopt_claim(struct agent *a, const struct reg_key *key)
 	a->adopt->claimed++;
 }
 
-bool adopt_death(struct agent *a, const struct reg_key *key, struct zm_down *ret)
+bool adopt_death(struct agent *a, const struct reg_key *key, struct zm_down *ret,
+		 struct reg_owner *ret_owner, bool *ret_has_owner)
 {
 	const struct adopted *e = adopt_find(a, key);
 
 	if (!e || !e->reason)
 		return false;
+	*ret_owner = e->owner;
+	*ret_has_owner = e->has_owner;
 	*ret = (struct zm_down){
 		.time_ns = e->time_ns,
 		.kind = (uint16_t)key->kind,
@@ -246,6 +255,24 @@ bool adopt_death(struct agent *a, const struct reg_key *key, struct zm_down *ret
 	};
 	a->adopt->resumed_dead++;
 	return true;
+}
+
+/* The owner the kernel recorded in e's FIRED watch, if the entry is there. */
+static void adopt_read_owner(struct agent *a, struct adopted *e)
+{
+	struct zm_proc_watch pw;
+	struct zm_tcp_watch tw;
+
+	if (e->key.kind == ZM_TARGET_TCP) {
+		if (kwatch_lookup_tcp(a->kw, e->key.a, &tw) == 0 && tw.state == ZM_WATCH_FIRED) {
+			e->owner = (struct reg_owner){ .ruid = tw.uid, .suid = tw.uid };
+			e->has_owner = true;
+		}
+	} else if (kwatch_lookup_proc(a->kw, (uint32_t)e->key.a, e->key.b, &pw) == 0 &&
+		   pw.state == ZM_WATCH_FIRED) {
+		e->owner = (struct reg_owner){ .ruid = pw.ruid, .suid = pw.suid };
+		e->has_owner = true;
+	}
 }
 
 bool adopt_note_death(struct agent *a, const struct reg_key *key, const struct zm_down *d)
@@ -262,6 +289,7 @@ bool adopt_note_death(struct agent *a, const struct reg_key *key, const struct z
 		e->tcp_how = d->tcp_how;
 		e->tcp_old_state = d->tcp_old_state;
 		e->time_ns = d->time_ns;
+		adopt_read_owner(a, e);
 	}
 	return e->owns_kernel;
 }

@@ -234,8 +234,15 @@ int adopt_load(struct agent *a);
 /* A new registry target for key: an adopted armed watch of it is the
  * registry's from now on. */
 void adopt_claim(struct agent *a, const struct reg_key *key);
-/* The death recorded for an adopted key, as a DOWN (ref 0); false if none. */
-bool adopt_death(struct agent *a, const struct reg_key *key, struct zm_down *ret);
+/*
+ * The death recorded for an adopted key, as a DOWN (ref 0), and who owned
+ * the target as the kernel recorded it at the death (*ret_has_owner false
+ * when it did not: a watch left by an older agent); false if none.
+ */
+bool adopt_death(struct agent *a, const struct reg_key *key, struct zm_down *ret,
+		 struct reg_owner *ret_owner, bool *ret_has_owner);
+/* May c learn of the death of a target that owner owned? */
+bool monitor_may_learn(struct client *c, const struct reg_owner *owner, bool has_owner);
 /* key died (d): remember it for monitors brought back later, if adopted.
  * true when the kernel watch is the adoption's (not to be deleted now). */
 bool adopt_note_death(struct agent *a, const struct reg_key *key, const struct zm_down *d);

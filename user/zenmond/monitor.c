@@ -541,6 +541,11 @@ add:
 	}
 }
 
+bool monitor_may_learn(struct client *c, const struct reg_owner *owner, bool has_owner)
+{
+	return client_unrestricted(c) || (has_owner && access_owns(client_uid(c), owner));
+}
+
 /* The checks every MONITOR request shares. true when the request may go on. */
 bool monitor_check_ref(struct agent *a, struct client *c, uint64_t ref, uint16_t request)
 {
@@ -560,6 +565,8 @@ bool monitor_check_ref(struct agent *a, struct client *c, uint64_t ref, uint16_t
 void monitor_proc(struct agent *a, struct client *c, const struct zm_monitor_proc *m)
 {
 	struct reg_key key = proc_key(m->pid, m->start_ticks);
+	struct reg_owner owner;
+	bool has_owner;
 	struct zm_down d;
 
 	if (!monitor_check_ref(a, c, m->ref, ZM_REC_MONITOR_PROC))
@@ -582,11 +589,13 @@ void monitor_proc(struct agent *a, struct client *c, const struct zm_monitor_pro
 	 * A monitor brought back from an agent that went away: if the target
 	 * died meanwhile, the death recorded for it is its DOWN (adopt.c). A
 	 * process alive, or one this agent knows nothing of, takes the usual
-	 * path. Not for a restricted client (access.h): who owned a process
-	 * that died while no agent ran is not recorded, so its death could be
-	 * anyone's; the usual path says noproc.
+	 * path. A restricted client (access.h) learns the death only of a
+	 * process it could have signalled, by the uids the kernel recorded as
+	 * it died; of any other, the usual path says noproc, as for a process
+	 * it never monitored.
 	 */
-	if ((m->flags & ZM_MON_RESUME) && client_unrestricted(c) && adopt_death(a, &key, &d)) {
+	if ((m->flags & ZM_MON_RESUME) && adopt_death(a, &key, &d, &owner, &has_owner) &&
+	    monitor_may_learn(c, &owner, has_owner)) {
 		monitor_queue_gone(a, c, m->ref, &key, &d, ZM_REC_MONITOR_PROC);
 		return;
 	}

@@ -311,9 +311,12 @@ void monitor_tcp(struct agent *a, struct client *c, const struct zm_monitor_tcp 
 		struct reg_key key = tcp_key(m->cookie);
 		struct zm_down d;
 
-		/* Not for a restricted client: the socket's owner is not
-		 * recorded with its close (monitor_proc() says more). */
-		if (client_unrestricted(c) && adopt_death(a, &key, &d)) {
+		struct reg_owner o;
+		bool has_o;
+
+		/* For a restricted client, only of a socket that was its own
+		 * (the kernel records sk_uid with the close; monitor_proc()). */
+		if (adopt_death(a, &key, &d, &o, &has_o) && monitor_may_learn(c, &o, has_o)) {
 			monitor_queue_gone(a, c, m->ref, &key, &d, ZM_REC_MONITOR_TCP);
 			goto out;
 		}
