@@ -1062,6 +1062,64 @@ static void test_resumed_monitor_learns_only_deaths_it_could_have_watched(void *
 	assert_int_equal(zmh_extra_agent_stop(&a), 0);
 }
 
+/*
+ * Nobody holds 10 monitors at 5 requests per second (admitted over two
+ * seconds); after a restart libzenmon brings all 10 back at once, and none
+ * is refused for the rate: they were admitted before.
+ */
+static int nobody_brings_back_more_than_a_second_of_monitors(const struct job *j)
+{
+	struct zmh_collector *col = zmh_collector_new();
+	struct zm_client *cl;
+	struct zmh_child c;
+	uint64_t ref;
+
+	CHECK(zmh_child_spawn(&c) == 0, "spawn");
+	CHECK(zmh_connect(j->agent, "it-acc-resume-rate", col, &cl) == 0, "connect");
+	for (int i = 0; i < 10; i++) {
+		if (i == 5) {
+			CHECK(zmh_sync(cl, col) == 0, "sync");
+			zmh_sleep_ms(1100);
+		}
+		CHECK(zm_monitor_pid_start(cl, c.pid, c.start_ticks, &ref) == 0, "monitor");
+	}
+	CHECK(zmh_sync(cl, col) == 0, "sync");
+	CHECK(col->nerr == 0, "refused before the restart: %s", col->errs[0].message);
+	CHECK(ready_and_wait(j) == 0, "the parent's part: restart");
+	/* zm_sync() returns once the new agent has them all back. */
+	CHECK(zmh_sync(cl, col) == 0, "sync after the restart");
+	CHECK(col->nerr == 0, "%zu refused after the restart: %s", col->nerr, col->errs[0].message);
+	CHECK(zm_active_monitors(cl) == 10, "%zu active monitors, want 10", zm_active_monitors(cl));
+	CHECK(zmh_child_kill(&c, SIGKILL) == 0, "kill");
+	CHECK(zmh_wait_downs(cl, col, 10, ZMH_TIMEOUT_MS) == 10, "%zu DOWNs, want 10", col->n);
+	CHECK(zmh_child_reap(&c) == 0, "reap");
+	return 0;
+}
+
+static void restart_at_five_requests_per_second(const struct job *j)
+{
+	assert_int_equal(zmh_agent_stop_keep(resume_agent), 0);
+	assert_int_equal(zmh_agent_restart_args(resume_agent,
+						(const char *const[]){ "--socket-mode", "0666",
+								       "--max-requests-per-second",
+								       "5", NULL }), 0);
+}
+
+static void test_monitors_brought_back_after_a_restart_pass_the_request_rate(void **state)
+{
+	static const char *const args[] = { "--socket-mode", "0666", "--max-requests-per-second",
+					    "5", NULL };
+	struct zmh_agent a;
+	struct job j = { .agent = &a };
+
+	(void)zmh_env(state);
+	resume_agent = &a;
+	start_agent(&a, args);
+	assert_int_equal(as_nobody_then(nobody_brings_back_more_than_a_second_of_monitors, &j,
+					restart_at_five_requests_per_second), 0);
+	assert_int_equal(zmh_extra_agent_stop(&a), 0);
+}
+
 #define FLOOD_MAX 200000
 #define STATUS_FRAME (ZM_FRAME_HDR_LEN + ZM_REC_HDR_LEN + 8)
 
@@ -1226,6 +1284,7 @@ int main(void)
 		ZMH_TEST(test_queued_bytes_quota_holds_back_a_client_that_does_not_read),
 		ZMH_TEST(test_queued_bytes_quota_per_uid_holds_back_all_its_connections),
 		ZMH_TEST(test_resumed_monitor_learns_only_deaths_it_could_have_watched),
+		ZMH_TEST(test_monitors_brought_back_after_a_restart_pass_the_request_rate),
 	};
 
 	return cmocka_run_group_tests(tests, zmh_group_setup, zmh_group_teardown);

@@ -58,6 +58,8 @@ struct client {
 	struct access_uid *acct;           /* its uid's connections and monitors */
 	struct access_rate rate;           /* its requests per second */
 	size_t counted_out;                /* its share of acct->queued_bytes */
+	/* MONITORs with RESUME that still pass the request rate untaxed. */
+	uint32_t resume_allowance;
 };
 
 static void client_on_events(struct loop_source *src, uint32_t events);
@@ -417,7 +419,9 @@ bool client_monitor_quota(struct client *c, uint64_t ref, uint16_t request)
  * (or token) and is otherwise ignored; an fd it came with is used up, so
  * that the next fd-carrying record still gets its own. SYNC and DEMONITOR are never
  * refused: one costs no more than its refusal would and clients wait on
- * it, the other frees what the quotas count. A record too short to decode
+ * it, the other frees what the quotas count. Nor is a MONITOR with RESUME,
+ * up to one connection's worth of monitors (resume_allowance): it brings
+ * back a monitor admitted before a restart. A record too short to decode
  * goes on, to be refused for that.
  */
 static bool client_admit(struct client *c, const struct zm_record *rec)
@@ -460,6 +464,12 @@ static bool client_admit(struct client *c, const struct zm_record *rec)
 		break;
 	default:
 		return true; /* SYNC, DEMONITOR, or not a request at all */
+	}
+	if (((rec->type == ZM_REC_MONITOR_PROC && (m.proc.flags & ZM_MON_RESUME)) ||
+	     (rec->type == ZM_REC_MONITOR_TCP && (m.tcp.flags & ZM_MON_RESUME))) &&
+	    c->resume_allowance > 0) {
+		c->resume_allowance--;
+		return true;
 	}
 	now = agent_now_ns(CLOCK_MONOTONIC);
 	if (access_rate_take(&c->rate, now)) {
@@ -699,6 +709,11 @@ static void client_hello(struct client *c, const struct zm_record *rec)
 	snprintf(w.agent_version, sizeof(w.agent_version), "zenmond %s", ZENMON_VERSION);
 	/* The flags we honour; the others are ignored (PROTOCOL.md). */
 	c->resumable = h.flags & ZM_HELLO_RESUMABLE;
+	/* A client back after a restart brings all its monitors at once; they
+	 * were admitted before, and refusing some would end monitors the
+	 * program holds. As many as one connection may hold pass untaxed. */
+	c->resume_allowance = c->a->opts.quotas.monitors_per_subscriber ?
+				      c->a->opts.quotas.monitors_per_subscriber : UINT32_MAX;
 	w.flags = h.flags & ZM_HELLO_RESUMABLE;
 	c->hello_done = true;
 	client_queue(c, ZM_REC_WELCOME, body, zm_enc_welcome(body, &w));
