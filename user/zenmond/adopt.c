@@ -107,6 +107,13 @@ static struct adopted *adopt_push(struct adopt *t, const struct reg_key *key)
 	return &t->e[t->n++];
 }
 
+/* The owner a FIRED watch recorded: a process's real and saved uid, a socket's uid twice. */
+static void adopt_set_owner(struct adopted *e, uint32_t ruid, uint32_t suid)
+{
+	e->owner = (struct reg_owner){ .ruid = ruid, .suid = suid };
+	e->has_owner = true;
+}
+
 static int adopt_on_proc(void *ctx, const struct zm_proc_key *key, const struct zm_proc_watch *w)
 {
 	struct adopt *t = ctx;
@@ -122,8 +129,7 @@ static int adopt_on_proc(void *ctx, const struct zm_proc_key *key, const struct 
 		e->value = d.value;
 		e->core = (uint8_t)(d.flags & ZM_DOWN_CORE_DUMPED);
 		e->time_ns = monitor_boot_to_realtime(w->exit_ns);
-		e->owner = (struct reg_owner){ .ruid = w->ruid, .suid = w->suid };
-		e->has_owner = true;
+		adopt_set_owner(e, w->ruid, w->suid);
 	}
 	return 0;
 }
@@ -142,8 +148,7 @@ static int adopt_on_tcp(void *ctx, uint64_t cookie, const struct zm_tcp_watch *w
 		e->tcp_how = w->how;
 		e->tcp_old_state = w->old_state;
 		e->time_ns = monitor_boot_to_realtime(w->close_ns);
-		e->owner = (struct reg_owner){ .ruid = w->uid, .suid = w->uid };
-		e->has_owner = true;
+		adopt_set_owner(e, w->uid, w->uid); /* a socket has one owner */
 	}
 	return 0;
 }
@@ -264,14 +269,11 @@ static void adopt_read_owner(struct agent *a, struct adopted *e)
 	struct zm_tcp_watch tw;
 
 	if (e->key.kind == ZM_TARGET_TCP) {
-		if (kwatch_lookup_tcp(a->kw, e->key.a, &tw) == 0 && tw.state == ZM_WATCH_FIRED) {
-			e->owner = (struct reg_owner){ .ruid = tw.uid, .suid = tw.uid };
-			e->has_owner = true;
-		}
+		if (kwatch_lookup_tcp(a->kw, e->key.a, &tw) == 0 && tw.state == ZM_WATCH_FIRED)
+			adopt_set_owner(e, tw.uid, tw.uid);
 	} else if (kwatch_lookup_proc(a->kw, (uint32_t)e->key.a, e->key.b, &pw) == 0 &&
 		   pw.state == ZM_WATCH_FIRED) {
-		e->owner = (struct reg_owner){ .ruid = pw.ruid, .suid = pw.suid };
-		e->has_owner = true;
+		adopt_set_owner(e, pw.ruid, pw.suid);
 	}
 }
 

@@ -201,6 +201,15 @@ static void client_set_events(struct client *c)
 		c->events = ev;
 }
 
+/* c's uid went back under max-queued-bytes-per-uid: its other
+ * connections may be read again. */
+static void client_wake_uid_peers(struct client *c)
+{
+	for (struct client *o = c->a->clients; o; o = o->next)
+		if (o != c && o->acct == c->acct)
+			client_set_events(o);
+}
+
 /*
  * Answers piling up unsent: stop taking requests until it reads
  * (max-queued-bytes-per-subscriber), or until its uid's connections do
@@ -216,11 +225,8 @@ static void client_update_events(struct client *c)
 	c->acct->queued_bytes = c->acct->queued_bytes - c->counted_out + now;
 	c->counted_out = now;
 	client_set_events(c);
-	if (was_full && !client_uid_out_full(c)) {
-		for (struct client *o = c->a->clients; o; o = o->next)
-			if (o != c && o->acct == c->acct)
-				client_set_events(o);
-	}
+	if (was_full && !client_uid_out_full(c))
+		client_wake_uid_peers(c);
 }
 
 /* The peer's supplementary groups (SO_PEERGROUPS), malloc'd; NULL and 0
@@ -535,11 +541,8 @@ void client_close(struct client *c, const char *why)
 	was_full = client_uid_out_full(c);
 	c->acct->queued_bytes -= c->counted_out;
 	c->counted_out = 0;
-	if (was_full && !client_uid_out_full(c)) {
-		for (struct client *o = a->clients; o; o = o->next)
-			if (o != c && o->acct == c->acct)
-				client_set_events(o);
-	}
+	if (was_full && !client_uid_out_full(c))
+		client_wake_uid_peers(c);
 	c->acct->connections--;
 	access_uid_release(&a->access, c->acct);
 	free(c->groups);

@@ -366,6 +366,27 @@ static int kwatch_mkdir_p(const char *path)
 }
 
 /*
+ * flock() the open pin directory fd, without waiting. On failure fd is
+ * closed and the reason logged: busy_hint says what to do when another
+ * zenmond holds it (-EBUSY). 0 or -errno.
+ */
+static int kwatch_flock_dir(int fd, const char *pin_dir, const char *busy_hint)
+{
+	int err;
+
+	if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+		return 0;
+	err = -errno;
+	close(fd);
+	if (err == -EWOULDBLOCK) {
+		log_error("pin directory %s is in use by %s", pin_dir, busy_hint);
+		return -EBUSY;
+	}
+	log_error("cannot lock pin directory %s: %s", pin_dir, strerror(-err));
+	return err;
+}
+
+/*
  * Take the pin directory: create it, open it and flock() it. A previous agent
  * removes the directory when it exits, so we may lock a directory that was
  * just unlinked under us; compare with what the path names now and retry.
@@ -391,18 +412,10 @@ static int kwatch_lock_dir(const char *pin_dir, int *ret_fd)
 			log_error("cannot open pin directory %s: %s", pin_dir, strerror(-err));
 			return err;
 		}
-		if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-			err = -errno;
-			close(fd);
-			if (err == -EWOULDBLOCK) {
-				log_error("pin directory %s is in use by another zenmond (stop it, or "
-					  "give this one --pin-dir)",
-					  pin_dir);
-				return -EBUSY;
-			}
-			log_error("cannot lock pin directory %s: %s", pin_dir, strerror(-err));
+		err = kwatch_flock_dir(fd, pin_dir,
+				       "another zenmond (stop it, or give this one --pin-dir)");
+		if (err < 0)
 			return err;
-		}
 		if (fstat(fd, &by_fd) == 0 && stat(pin_dir, &by_path) == 0 &&
 		    by_fd.st_dev == by_path.st_dev && by_fd.st_ino == by_path.st_ino) {
 			*ret_fd = fd;
@@ -1073,27 +1086,31 @@ int kwatch_lookup_proc(struct kwatch *k, uint32_t tgid, uint64_t start_ticks,
 	return 0;
 }
 
-/* Walk a map's keys; key and next are caller buffers of its key size. */
-static long kwatch_count_keys(int fd, void *key, void *next, size_t key_size)
+static int kwatch_walk(int fd, size_t key_size, size_t val_size,
+		       int (*fn)(struct kwatch *k, const void *key, const void *val, void *arg),
+		       struct kwatch *k, void *arg);
+
+static int kwatch_count_one(struct kwatch *k, const void *key, const void *val, void *arg)
+{
+	(*(long *)arg)++;
+	return 0;
+}
+
+/* Entries in a map of these key and value sizes (a batched walk). */
+static long kwatch_count_entries(struct kwatch *k, int fd, size_t key_size, size_t val_size)
 {
 	long n = 0;
-	int err;
+	int r;
 
-	err = bpf_map_get_next_key(fd, NULL, next);
-	while (err == 0) {
-		n++;
-		memcpy(key, next, key_size);
-		err = bpf_map_get_next_key(fd, key, next);
-	}
-	return errno == ENOENT ? n : -errno;
+	kwatch_flush_deletes(k);
+	r = kwatch_walk(fd, key_size, val_size, kwatch_count_one, k, &n);
+	return r < 0 ? r : n;
 }
 
 long kwatch_count_procs(struct kwatch *k)
 {
-	struct zm_proc_key key, next;
-
-	kwatch_flush_deletes(k);
-	return kwatch_count_keys(k->procs_fd, &key, &next, sizeof(key));
+	return kwatch_count_entries(k, k->procs_fd, sizeof(struct zm_proc_key),
+				    sizeof(struct zm_proc_watch));
 }
 
 void kwatch_set_tcp_handler(struct kwatch *k, kwatch_tcp_fn fn, void *ctx)
@@ -1190,10 +1207,7 @@ int kwatch_lookup_tcp(struct kwatch *k, uint64_t cookie, struct zm_tcp_watch *re
 
 long kwatch_count_tcp(struct kwatch *k)
 {
-	__u64 key, next;
-
-	kwatch_flush_deletes(k);
-	return kwatch_count_keys(k->tcp_fd, &key, &next, sizeof(key));
+	return kwatch_count_entries(k, k->tcp_fd, sizeof(__u64), sizeof(struct zm_tcp_watch));
 }
 
 int kwatch_read_stats(struct kwatch *k, struct zm_kstats *ret)
@@ -1347,42 +1361,48 @@ void kwatch_read_counters(const struct kwatch *k, struct kwatch_counters *ret)
 	*ret = k->counters;
 }
 
+/* What kwatch_foreach_*() hand kwatch_walk(): the caller's callback and context. */
+struct kwatch_foreach {
+	int (*proc)(void *ctx, const struct zm_proc_key *key, const struct zm_proc_watch *w);
+	int (*tcp)(void *ctx, uint64_t cookie, const struct zm_tcp_watch *w);
+	void *ctx;
+};
+
+static int kwatch_foreach_proc_one(struct kwatch *k, const void *key, const void *val, void *arg)
+{
+	const struct kwatch_foreach *f = arg;
+
+	return f->proc(f->ctx, key, val);
+}
+
+static int kwatch_foreach_tcp_one(struct kwatch *k, const void *key, const void *val, void *arg)
+{
+	const struct kwatch_foreach *f = arg;
+	__u64 cookie;
+
+	memcpy(&cookie, key, sizeof(cookie));
+	return f->tcp(f->ctx, cookie, val);
+}
+
 int kwatch_foreach_proc(struct kwatch *k,
 			int (*fn)(void *ctx, const struct zm_proc_key *key, const struct zm_proc_watch *w),
 			void *ctx)
 {
-	struct zm_proc_key key, next;
-	struct zm_proc_watch val;
-	int err, r;
+	struct kwatch_foreach f = { .proc = fn, .ctx = ctx };
 
 	kwatch_flush_deletes(k);
-	err = bpf_map_get_next_key(k->procs_fd, NULL, &next);
-	while (err == 0) {
-		key = next;
-		/* ENOENT: deleted since we saw its key; nothing to show. */
-		if (bpf_map_lookup_elem(k->procs_fd, &key, &val) == 0 && (r = fn(ctx, &key, &val)) != 0)
-			return r;
-		err = bpf_map_get_next_key(k->procs_fd, &key, &next);
-	}
-	return errno == ENOENT ? 0 : -errno;
+	return kwatch_walk(k->procs_fd, sizeof(struct zm_proc_key), sizeof(struct zm_proc_watch),
+			   kwatch_foreach_proc_one, k, &f);
 }
 
 int kwatch_foreach_tcp(struct kwatch *k,
 		       int (*fn)(void *ctx, uint64_t cookie, const struct zm_tcp_watch *w), void *ctx)
 {
-	struct zm_tcp_watch val;
-	__u64 key, next;
-	int err, r;
+	struct kwatch_foreach f = { .tcp = fn, .ctx = ctx };
 
 	kwatch_flush_deletes(k);
-	err = bpf_map_get_next_key(k->tcp_fd, NULL, &next);
-	while (err == 0) {
-		key = next;
-		if (bpf_map_lookup_elem(k->tcp_fd, &key, &val) == 0 && (r = fn(ctx, key, &val)) != 0)
-			return r;
-		err = bpf_map_get_next_key(k->tcp_fd, &key, &next);
-	}
-	return errno == ENOENT ? 0 : -errno;
+	return kwatch_walk(k->tcp_fd, sizeof(__u64), sizeof(struct zm_tcp_watch),
+			   kwatch_foreach_tcp_one, k, &f);
 }
 
 uint64_t kwatch_wakeup_interval_ns(const struct kwatch *k)
@@ -1488,18 +1508,10 @@ int kwatch_cleanup(const char *pin_dir)
 		log_error("cannot open pin directory %s: %s", pin_dir, strerror(-err));
 		return err;
 	}
-	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-		err = -errno;
-		close(fd);
-		if (err == -EWOULDBLOCK) {
-			log_error("pin directory %s is in use by a running zenmond: stop it first, then "
-				  "run zenmond --cleanup again",
-				  pin_dir);
-			return -EBUSY;
-		}
-		log_error("cannot lock pin directory %s: %s", pin_dir, strerror(-err));
+	err = kwatch_flock_dir(fd, pin_dir,
+			       "a running zenmond: stop it first, then run zenmond --cleanup again");
+	if (err < 0)
 		return err;
-	}
 	err = kwatch_unpin_all(fd, pin_dir, &maps, &links);
 	close(fd);
 	if (err == 0)

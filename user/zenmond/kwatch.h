@@ -145,8 +145,9 @@ void kwatch_read_counters(const struct kwatch *k, struct kwatch_counters *ret);
 /*
  * Walk the watched-process map (fn gets each key and value) or the
  * watched-socket map (each cookie and value), until fn returns non-zero.
- * fn must not change the map. An entry deleted during the walk may be
- * missed; one syscall per entry. 0, fn's non-zero value, or -errno.
+ * An entry deleted during the walk may be missed; the map is read in
+ * batches (BPF_MAP_LOOKUP_BATCH), as by kwatch_scan_fired(). 0, fn's
+ * non-zero value, or -errno.
  */
 int kwatch_foreach_proc(struct kwatch *k,
 			int (*fn)(void *ctx, const struct zm_proc_key *key, const struct zm_proc_watch *w),
