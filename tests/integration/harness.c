@@ -523,28 +523,51 @@ int zmh_agent_kill9(struct zmh_agent *a)
 	return 0;
 }
 
-int zmh_agent_stop_keep(struct zmh_agent *a)
+/*
+ * SIGTERM the agent and wait up to ZMH_TIMEOUT_MS for it: 0 and its wait
+ * status; -ETIMEDOUT once it was killed and reaped instead (said, with its
+ * log); -errno if it could not be signalled. a->pid is 0 after the first two.
+ */
+static int agent_term(struct zmh_agent *a, int *ret_ws)
 {
 	int64_t deadline;
-	int ws = 0, err = 0;
+	int ws = 0;
 	pid_t r = 0;
-	char how[96], link[192];
 
-	if (a->pid <= 0 || !zmh_agent_alive(a))
-		return -ESRCH;
-	if (kill(a->pid, SIGTERM) < 0)
-		return -errno;
+	if (kill(a->pid, SIGTERM) < 0) {
+		int e = -errno;
+
+		fprintf(stderr, "harness: kill(zenmond, SIGTERM): %s\n", strerror(errno));
+		return e;
+	}
 	deadline = zmh_mono_ms() + ZMH_TIMEOUT_MS;
 	while ((r = waitpid(a->pid, &ws, WNOHANG)) == 0 && zmh_mono_ms() < deadline)
 		zmh_sleep_ms(10);
 	if (r != a->pid) {
 		fprintf(stderr, "harness: zenmond did not exit within %d ms of SIGTERM; killing it\n",
 			ZMH_TIMEOUT_MS);
-		zmh_agent_kill9(a);
+		kill(a->pid, SIGKILL);
+		waitpid(a->pid, &ws, 0);
+		a->pid = 0;
 		zmh_agent_dump_log(a);
 		return -ETIMEDOUT;
 	}
 	a->pid = 0;
+	*ret_ws = ws;
+	return 0;
+}
+
+/*
+ * What a clean stop leaves: exit status 0, the socket removed, and the
+ * programs attached with the maps pinned, for the next agent (zenmond
+ * --cleanup removes them). 0, or the -errno of the last thing amiss (each
+ * said on stderr).
+ */
+static int agent_check_clean_stop(const struct zmh_agent *a, int ws)
+{
+	char how[96], link[192];
+	int err = 0;
+
 	if (!WIFEXITED(ws) || WEXITSTATUS(ws) != 0) {
 		describe_wstatus(ws, how, sizeof(how));
 		fprintf(stderr, "harness: zenmond %s after SIGTERM (want status 0)\n", how);
@@ -554,12 +577,24 @@ int zmh_agent_stop_keep(struct zmh_agent *a)
 		fprintf(stderr, "harness: zenmond left its socket %s behind\n", a->sock);
 		err = -EEXIST;
 	}
-	/* A clean stop leaves the programs attached and the maps pinned. */
 	snprintf(link, sizeof(link), "%s/link_zm_process_exit", a->pin_dir);
 	if (access(link, F_OK) != 0) {
 		fprintf(stderr, "harness: zenmond removed its pinned link %s on a clean stop\n", link);
 		err = -ENOENT;
 	}
+	return err;
+}
+
+int zmh_agent_stop_keep(struct zmh_agent *a)
+{
+	int ws = 0, err;
+
+	if (a->pid <= 0 || !zmh_agent_alive(a))
+		return -ESRCH;
+	err = agent_term(a, &ws);
+	if (err < 0)
+		return err;
+	err = agent_check_clean_stop(a, ws);
 	if (err)
 		zmh_agent_dump_log(a);
 	return err;
@@ -567,10 +602,8 @@ int zmh_agent_stop_keep(struct zmh_agent *a)
 
 int zmh_agent_stop(struct zmh_agent *a)
 {
-	int64_t deadline;
-	int ws = 0, err = 0;
-	pid_t r = 0;
-	char how[96], link[192];
+	int ws = 0, err;
+	char how[96];
 
 	if (a->pid <= 0)
 		return -ESRCH;
@@ -585,41 +618,14 @@ int zmh_agent_stop(struct zmh_agent *a)
 		(void)zmh_cleanup_pins(a->pin_dir); /* its programs must not stay attached */
 		return -ECHILD;
 	}
-	if (kill(a->pid, SIGTERM) < 0) {
-		err = -errno;
-		fprintf(stderr, "harness: kill(zenmond, SIGTERM): %s\n", strerror(errno));
-	}
-	deadline = zmh_mono_ms() + ZMH_TIMEOUT_MS;
-	while ((r = waitpid(a->pid, &ws, WNOHANG)) == 0 && zmh_mono_ms() < deadline)
-		zmh_sleep_ms(10);
-	if (r != a->pid) {
-		fprintf(stderr, "harness: zenmond did not exit within %d ms of SIGTERM; killing it\n",
-			ZMH_TIMEOUT_MS);
-		kill(a->pid, SIGKILL);
-		waitpid(a->pid, &ws, 0);
-		a->pid = 0;
-		zmh_agent_dump_log(a);
+	err = agent_term(a, &ws);
+	if (err == -ETIMEDOUT) {
 		(void)zmh_cleanup_pins(a->pin_dir);
-		return -ETIMEDOUT;
+		return err;
 	}
-	a->pid = 0;
-	if (!WIFEXITED(ws) || WEXITSTATUS(ws) != 0) {
-		describe_wstatus(ws, how, sizeof(how));
-		fprintf(stderr, "harness: zenmond %s after SIGTERM (want status 0)\n", how);
-		err = -ECHILD;
-	}
-	if (access(a->sock, F_OK) == 0) {
-		fprintf(stderr, "harness: zenmond left its socket %s behind\n", a->sock);
-		err = -EEXIST;
-		unlink(a->sock);
-	}
-	/* A clean stop leaves the programs attached and the maps pinned, for
-	 * the next agent; zenmond --cleanup removes them. */
-	snprintf(link, sizeof(link), "%s/link_zm_process_exit", a->pin_dir);
-	if (access(link, F_OK) != 0) {
-		fprintf(stderr, "harness: zenmond removed its pinned link %s on a clean stop\n", link);
-		err = -ENOENT;
-	}
+	if (err == 0)
+		err = agent_check_clean_stop(a, ws);
+	unlink(a->sock); /* left behind: said above; gone for the next test */
 	if (zmh_cleanup_pins(a->pin_dir) < 0) {
 		char cmd[256];
 
