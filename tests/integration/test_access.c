@@ -100,8 +100,13 @@ static int as_nobody_then(int (*fn)(const struct job *j), struct job *j,
 		close(go[0]);
 		if (zmh_fd_wait(p[0], POLLIN, ZMH_TIMEOUT_MS) == 1 && read(p[0], &b, 1) == 1) {
 			then(j);
-			if (write(go[1], "g", 1) != 1)
+			/* A child that only said ready() may be done and gone by
+			 * now: its pipe's EPIPE is no failure, and must not be
+			 * this process's death by SIGPIPE either. */
+			signal(SIGPIPE, SIG_IGN);
+			if (write(go[1], "g", 1) != 1 && errno != EPIPE)
 				fprintf(stderr, "  cannot tell the child to go on: %s\n", strerror(errno));
+			signal(SIGPIPE, SIG_DFL);
 		}
 		close(p[0]);
 		close(go[1]);
