@@ -236,6 +236,18 @@ static size_t n_tracked_cols;
 static struct zmh_agent tracked_agents[4];
 static size_t n_tracked_agents;
 
+/*
+ * The tracked copy of a (same pin dir) follows it through stops and restarts,
+ * so that the teardown acts on the agent as it is now, never on a pid that
+ * is gone (and may be another process's by then).
+ */
+static void track_follow(const struct zmh_agent *a)
+{
+	for (size_t i = 0; i < n_tracked_agents; i++)
+		if (&tracked_agents[i] != a && strcmp(tracked_agents[i].pin_dir, a->pin_dir) == 0)
+			tracked_agents[i] = *a;
+}
+
 static void track_child(pid_t pid)
 {
 	if (n_tracked_children < ZMH_MAX_TRACKED)
@@ -421,7 +433,7 @@ int zmh_agent_start_args(struct zmh_agent *a, const char *const *extra)
 	return zmh_agent_restart_args(a, extra);
 }
 
-int zmh_agent_restart_args(struct zmh_agent *a, const char *const *extra)
+static int agent_restart(struct zmh_agent *a, const char *const *extra)
 {
 	int64_t deadline;
 	int last = 0;
@@ -434,7 +446,7 @@ int zmh_agent_restart_args(struct zmh_agent *a, const char *const *extra)
 		return e;
 	}
 
-	deadline = zmh_mono_ms() + ZMH_TIMEOUT_MS;
+	deadline = zmh_mono_ms() + ZMH_START_TIMEOUT_MS;
 	for (;;) {
 		int fd = try_connect(a->sock);
 		int ws;
@@ -459,12 +471,20 @@ int zmh_agent_restart_args(struct zmh_agent *a, const char *const *extra)
 		zmh_sleep_ms(20);
 	}
 	fprintf(stderr, "harness: zenmond did not accept connections on %s within %d ms (last: %s)\n",
-		a->sock, ZMH_TIMEOUT_MS, strerror(-last));
+		a->sock, ZMH_START_TIMEOUT_MS, strerror(-last));
 	zmh_agent_dump_log(a);
 	kill(a->pid, SIGKILL);
 	waitpid(a->pid, NULL, 0);
 	a->pid = 0;
 	return -ETIMEDOUT;
+}
+
+int zmh_agent_restart_args(struct zmh_agent *a, const char *const *extra)
+{
+	int r = agent_restart(a, extra);
+
+	track_follow(a);
+	return r;
 }
 
 static void remove_tempdir(const char *dir)
@@ -495,6 +515,7 @@ int zmh_cleanup_pins(const char *pin_dir)
 			dup2(devnull, 1);
 			dup2(devnull, 2);
 		}
+		signal(SIGPIPE, SIG_DFL); /* the harness ignores it */
 		execv(argv[0], (char *const *)argv);
 		_exit(127);
 	}
@@ -512,7 +533,7 @@ int zmh_cleanup_pins(const char *pin_dir)
 	return 0;
 }
 
-int zmh_agent_kill9(struct zmh_agent *a)
+static int agent_kill(struct zmh_agent *a)
 {
 	if (a->pid <= 0)
 		return -ESRCH;
@@ -521,6 +542,14 @@ int zmh_agent_kill9(struct zmh_agent *a)
 	waitpid(a->pid, NULL, 0);
 	a->pid = 0;
 	return 0;
+}
+
+int zmh_agent_kill9(struct zmh_agent *a)
+{
+	int r = agent_kill(a);
+
+	track_follow(a);
+	return r;
 }
 
 /*
@@ -540,6 +569,9 @@ static int agent_term(struct zmh_agent *a, int *ret_ws)
 		fprintf(stderr, "harness: kill(zenmond, SIGTERM): %s\n", strerror(errno));
 		return e;
 	}
+	/* A test that failed between SIGSTOP and SIGCONT (test_overflow)
+	 * left it stopped: a stopped agent cannot act on SIGTERM. */
+	kill(a->pid, SIGCONT);
 	deadline = zmh_mono_ms() + ZMH_TIMEOUT_MS;
 	while ((r = waitpid(a->pid, &ws, WNOHANG)) == 0 && zmh_mono_ms() < deadline)
 		zmh_sleep_ms(10);
@@ -585,7 +617,7 @@ static int agent_check_clean_stop(const struct zmh_agent *a, int ws)
 	return err;
 }
 
-int zmh_agent_stop_keep(struct zmh_agent *a)
+static int agent_stop_keeping_pins(struct zmh_agent *a)
 {
 	int ws = 0, err;
 
@@ -600,7 +632,15 @@ int zmh_agent_stop_keep(struct zmh_agent *a)
 	return err;
 }
 
-int zmh_agent_stop(struct zmh_agent *a)
+int zmh_agent_stop_keep(struct zmh_agent *a)
+{
+	int r = agent_stop_keeping_pins(a);
+
+	track_follow(a);
+	return r;
+}
+
+static int agent_stop_and_clean(struct zmh_agent *a)
 {
 	int ws = 0, err;
 	char how[96];
@@ -643,6 +683,14 @@ int zmh_agent_stop(struct zmh_agent *a)
 	return err;
 }
 
+int zmh_agent_stop(struct zmh_agent *a)
+{
+	int r = agent_stop_and_clean(a);
+
+	track_follow(a);
+	return r;
+}
+
 int zmh_extra_agent_start(struct zmh_agent *a, const char *const *extra)
 {
 	int r;
@@ -659,7 +707,7 @@ int zmh_extra_agent_start(struct zmh_agent *a, const char *const *extra)
 int zmh_extra_agent_stop(struct zmh_agent *a)
 {
 	for (size_t i = 0; i < n_tracked_agents; i++) {
-		if (tracked_agents[i].pid == a->pid) {
+		if (strcmp(tracked_agents[i].pin_dir, a->pin_dir) == 0) {
 			tracked_agents[i] = tracked_agents[--n_tracked_agents];
 			break;
 		}
@@ -677,6 +725,10 @@ int zmh_group_setup(void **state)
 	struct zmh_env *env;
 
 	*state = NULL;
+	/* A write to a pipe or socket whose peer is gone (a child that ended
+	 * early, an agent that died) must fail with EPIPE and a message, not
+	 * kill the test binary silently. Children that exec get SIG_DFL back. */
+	signal(SIGPIPE, SIG_IGN);
 	if (access(zmh_zenmond_path(), X_OK) != 0) {
 		/* not a capability of the machine: a broken build or a wrong ZM_BUILD */
 		fprintf(stderr, "FAIL: %s is missing (set ZM_BUILD to the build directory)\n",
@@ -742,8 +794,16 @@ int zmh_test_teardown(void **state)
 		zm_close(tracked_clients[--n_tracked_clients]);
 	while (n_tracked_raws > 0)
 		close(tracked_raw_fds[--n_tracked_raws]);
-	while (n_tracked_agents > 0)
-		(void)zmh_agent_stop(&tracked_agents[--n_tracked_agents]);
+	while (n_tracked_agents > 0) {
+		struct zmh_agent *t = &tracked_agents[--n_tracked_agents];
+
+		/* Running: stop it (and --cleanup). Stopped with its programs
+		 * left pinned and attached (stop_keep, kill9): remove them. */
+		if (t->pid > 0)
+			(void)zmh_agent_stop(t);
+		else if (access(t->pin_dir, F_OK) == 0)
+			(void)zmh_cleanup_pins(t->pin_dir);
+	}
 	while (n_tracked_children > 0) {
 		pid_t pid = tracked_children[--n_tracked_children];
 
@@ -998,7 +1058,12 @@ int zmh_child_reap(struct zmh_child *c)
 
 int zmh_child_wait_zombie(struct zmh_child *c)
 {
-	int64_t deadline = zmh_mono_ms() + ZMH_TIMEOUT_MS;
+	return zmh_child_wait_zombie_ms(c, ZMH_TIMEOUT_MS);
+}
+
+int zmh_child_wait_zombie_ms(struct zmh_child *c, int timeout_ms)
+{
+	int64_t deadline = zmh_mono_ms() + timeout_ms;
 
 	for (;;) {
 		siginfo_t si;
@@ -1867,6 +1932,7 @@ int zmh_ctl_start(struct zmh_proc *p, const char *const *argv, const char *env_s
 		av[0] = zmh_zenmonctl_path();
 		for (size_t i = 1; i < n; i++)
 			av[i] = argv[i];
+		signal(SIGPIPE, SIG_DFL); /* the harness ignores it */
 		execv(av[0], (char *const *)av);
 		dprintf(2, "harness: exec %s: %s\n", av[0], strerror(errno));
 		_exit(127);
@@ -2377,6 +2443,9 @@ static int netns_v6_addrs(struct zmh_netns *n)
 	return r < 0 ? r : cmd_checked(b6);
 }
 
+/* The namespace end's link address: fixed, for the permanent entries below. */
+#define NS_PEER_MAC "02:5a:6d:00:00:02"
+
 int zmh_netns_create(struct zmh_netns *n)
 {
 	int r;
@@ -2402,7 +2471,19 @@ int zmh_netns_create(struct zmh_netns *n)
 	atexit_netns = n;
 	{
 		const char *veth[] = { "ip", "link", "add", n->veth_root, "type", "veth", "peer",
-				       "name", n->veth_ns, "netns", n->name, NULL };
+				       "name", n->veth_ns, "address", NS_PEER_MAC, "netns", n->name,
+				       NULL };
+		/*
+		 * Permanent neighbour entries survive the carrier loss of a link
+		 * cut (zmh_netns_link()). Learned ones do not: the kernel would
+		 * re-resolve, fail, and answer the stalled connection with a
+		 * host-unreachable error (EHOSTUNREACH) instead of letting it
+		 * time out (ETIMEDOUT), depending on how late the timer fires.
+		 */
+		const char *n4[] = { "ip", "neigh", "replace", ZMH_NS_PEER_V4, "lladdr", NS_PEER_MAC,
+				     "dev", n->veth_root, "nud", "permanent", NULL };
+		const char *n6[] = { "ip", "-6", "neigh", "replace", ZMH_NS_PEER_V6, "lladdr",
+				     NS_PEER_MAC, "dev", n->veth_root, "nud", "permanent", NULL };
 		const char *a4[] = { "ip", "addr", "add", ZMH_NS_ROOT_V4 "/30", "dev", n->veth_root, NULL };
 		const char *aup[] = { "ip", "link", "set", n->veth_root, "up", NULL };
 		const char *b4[] = { "ip", "-n", n->name, "addr", "add", ZMH_NS_PEER_V4 "/30", "dev",
@@ -2413,7 +2494,8 @@ int zmh_netns_create(struct zmh_netns *n)
 		if ((r = cmd_checked(veth)) < 0 || (r = cmd_checked(a4)) < 0 ||
 		    (r = cmd_checked(aup)) < 0 || (r = cmd_checked(b4)) < 0 ||
 		    (r = cmd_checked(bup)) < 0 || (r = cmd_checked(loup)) < 0 ||
-		    (r = netns_v6_addrs(n)) < 0) {
+		    (r = netns_v6_addrs(n)) < 0 || (r = cmd_checked(n4)) < 0 ||
+		    (r = cmd_checked(n6)) < 0) {
 			zmh_netns_destroy(n);
 			return r;
 		}

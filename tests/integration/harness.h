@@ -43,6 +43,9 @@
 
 /* Generous: a loaded CI machine or a sanitizer build is slow, never wrong. */
 #define ZMH_TIMEOUT_MS 10000
+/* An agent's start: loading and verifying BPF takes seconds on a busy
+ * machine (tens under sanitizers), and a CI run starts dozens of agents. */
+#define ZMH_START_TIMEOUT_MS 60000
 /* How long to watch for something that must NOT happen (after a zm_sync). */
 #define ZMH_QUIET_MS 250
 
@@ -71,7 +74,7 @@ struct zmh_agent {
 
 /*
  * Make the temp dir, start zenmond on its own socket and pin dir, wait (up
- * to ZMH_TIMEOUT_MS) until the socket accepts connections. On failure the
+ * to ZMH_START_TIMEOUT_MS) until the socket accepts connections. On failure the
  * agent's log is printed and the agent killed. 0 or -errno.
  */
 int zmh_agent_start(struct zmh_agent *a);
@@ -113,10 +116,13 @@ void zmh_agent_dump_log(const struct zmh_agent *a);
 bool zmh_agent_log_has(const struct zmh_agent *a, const char *text);
 
 /*
- * A second agent for one test (other options than the group's): started
- * with zmh_agent_start_args() and stopped by the per-test teardown (like
- * zmh_agent_stop()) unless zmh_extra_agent_stop() stopped it first, which
- * returns what zmh_agent_stop() returns.
+ * A second agent for one test (other options than the group's, or one the
+ * test stops and restarts): started with zmh_agent_start_args(), and
+ * tracked by its pin dir through zmh_agent_stop_keep(), zmh_agent_kill9()
+ * and zmh_agent_restart_args(), so that the per-test teardown leaves nothing
+ * of it when an assert failed: it stops it if it runs (like zmh_agent_stop())
+ * and removes its pins if it was left stopped with them. zmh_extra_agent_stop()
+ * stops it and untracks it, and returns what zmh_agent_stop() returns.
  */
 int zmh_extra_agent_start(struct zmh_agent *a, const char *const *extra);
 int zmh_extra_agent_stop(struct zmh_agent *a);
@@ -131,6 +137,7 @@ int zmh_group_setup(void **state);
 int zmh_group_teardown(void **state);
 int zmh_test_setup(void **state);
 int zmh_test_teardown(void **state);
+
 /* The group's env, or skip() the test when the group was skipped. */
 struct zmh_env *zmh_env_get(void **state);
 #define zmh_env(state) zmh_env_get(state)
@@ -165,8 +172,10 @@ int zmh_child_thread_exit(struct zmh_child *c, int ms, int code);
 int zmh_child_kill(struct zmh_child *c, int sig);
 /* Wait (blocking, up to ZMH_TIMEOUT_MS) and reap; fills wstatus. */
 int zmh_child_reap(struct zmh_child *c);
-/* Wait until it is a zombie, without reaping it (waitid WNOWAIT). */
+/* Wait (up to ZMH_TIMEOUT_MS, or timeout_ms) until it is a zombie, without
+ * reaping it (waitid WNOWAIT). 0, -ETIMEDOUT or -errno. */
 int zmh_child_wait_zombie(struct zmh_child *c);
+int zmh_child_wait_zombie_ms(struct zmh_child *c, int timeout_ms);
 /* Forget a child the test reaped itself (e.g. through a reaper thread). */
 void zmh_child_forget(struct zmh_child *c);
 
@@ -414,7 +423,10 @@ int zmh_cmd(const char *const *argv, bool quiet);
  * A network namespace zmt-<pid> joined to the root namespace by a veth pair:
  * root end ZMH_NS_ROOT_V4/30 and ZMH_NS_ROOT_V6/64, namespace end
  * ZMH_NS_PEER_V4 and ZMH_NS_PEER_V6 (IPv6 with nodad), both up, lo up in the
- * namespace. These addresses exist only on this pair.
+ * namespace. These addresses exist only on this pair. The root end knows the
+ * namespace end's link address for good (permanent neighbour entries), so a
+ * link cut (zmh_netns_link()) stalls connections until they time out rather
+ * than failing them with a host-unreachable error.
  * zmh_netns_create() also removes namespaces zmt-N left by dead processes,
  * and registers an atexit() teardown; zmh_netns_destroy() is idempotent.
  */

@@ -529,48 +529,68 @@ static void test_monitor_pidfd_with_non_pidfd_reports_ebadf(void **state)
 	assert_int_equal(zm_active_monitors(cl), 0);
 }
 
+/*
+ * A second thread of this process, for a tid that is no process. It runs
+ * until stop_thread(), however long the agent takes to answer: a tid gone
+ * before the MONITOR is handled would be noproc, not ESRCH. A test that
+ * fails before stop_thread() leaves it to thread_teardown().
+ */
 static int thread_stop;
+static pthread_t sleeper;
+static bool sleeper_running;
 
 static void *sleeper_thread(void *arg)
 {
 	pid_t *tid = arg;
 
 	__atomic_store_n(tid, gettid(), __ATOMIC_SEQ_CST);
-	for (int i = 0; i < 2000 && !__atomic_load_n(&thread_stop, __ATOMIC_SEQ_CST); i++)
+	while (!__atomic_load_n(&thread_stop, __ATOMIC_SEQ_CST))
 		zmh_sleep_ms(1);
 	return NULL;
 }
 
-static void stop_thread(pthread_t t)
+static void stop_thread(void)
 {
+	if (!sleeper_running)
+		return;
 	__atomic_store_n(&thread_stop, 1, __ATOMIC_SEQ_CST);
-	pthread_join(t, NULL);
+	pthread_join(sleeper, NULL);
+	sleeper_running = false;
 }
 
-static pid_t start_thread(pthread_t *t, pid_t *tid)
+static pid_t start_thread(void)
 {
-	*tid = 0;
+	static pid_t tid;
+
+	tid = 0;
 	__atomic_store_n(&thread_stop, 0, __ATOMIC_SEQ_CST);
-	assert_int_equal(pthread_create(t, NULL, sleeper_thread, tid), 0);
-	while (__atomic_load_n(tid, __ATOMIC_SEQ_CST) == 0)
+	assert_int_equal(pthread_create(&sleeper, NULL, sleeper_thread, &tid), 0);
+	sleeper_running = true;
+	while (__atomic_load_n(&tid, __ATOMIC_SEQ_CST) == 0)
 		zmh_sleep_ms(1);
-	return *tid;
+	return tid;
 }
+
+static int thread_teardown(void **state)
+{
+	stop_thread();
+	return zmh_test_teardown(state);
+}
+
+#define THREAD_TEST(f) cmocka_unit_test_setup_teardown(f, zmh_test_setup, thread_teardown)
 
 static void test_thread_id_gets_esrch(void **state)
 {
 	struct zmh_env *env = zmh_env(state);
 	struct zmh_raw r;
-	pthread_t t;
-	pid_t tid;
+	pid_t tid = start_thread();
 
-	start_thread(&t, &tid);
 	assert_int_not_equal(tid, getpid());
 	assert_int_equal(zmh_raw_connect(&r, env->agent.sock, true), 0);
 	send_monitor(&r, 14, (uint32_t)tid, 0, 0);
 	expect_request_error(&r, 14, ZM_REC_MONITOR_PROC, ESRCH);
 	zmh_raw_close(&r);
-	stop_thread(t);
+	stop_thread();
 }
 
 static void test_thread_id_via_library_reports_esrch_to_error_handler(void **state)
@@ -579,10 +599,8 @@ static void test_thread_id_via_library_reports_esrch_to_error_handler(void **sta
 	struct zmh_collector *col = zmh_collector_new();
 	struct zm_client *cl;
 	uint64_t ref = 0;
-	pthread_t t;
-	pid_t tid;
+	pid_t tid = start_thread();
 
-	start_thread(&t, &tid);
 	assert_int_equal(zmh_connect(&env->agent, "it-tid", col, &cl), 0);
 	assert_int_equal(zm_monitor_pid(cl, tid, &ref), 0);
 	assert_int_equal(zmh_sync(cl, col), 0);
@@ -592,7 +610,7 @@ static void test_thread_id_via_library_reports_esrch_to_error_handler(void **sta
 	assert_int_equal(col->errs[0].request, ZM_REC_MONITOR_PROC);
 	assert_int_equal(col->n, 0);
 	assert_int_equal(zm_active_monitors(cl), 0);
-	stop_thread(t);
+	stop_thread();
 }
 
 static void test_library_refuses_bad_arguments_locally(void **state)
@@ -639,8 +657,8 @@ int main(void)
 		ZMH_TEST(test_unknown_monitor_flags_get_einval),
 		ZMH_TEST(test_monitor_pidfd_without_fd_gets_ebadf),
 		ZMH_TEST(test_monitor_pidfd_with_non_pidfd_reports_ebadf),
-		ZMH_TEST(test_thread_id_gets_esrch),
-		ZMH_TEST(test_thread_id_via_library_reports_esrch_to_error_handler),
+		THREAD_TEST(test_thread_id_gets_esrch),
+		THREAD_TEST(test_thread_id_via_library_reports_esrch_to_error_handler),
 		ZMH_TEST(test_library_refuses_bad_arguments_locally),
 	};
 

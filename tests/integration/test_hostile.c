@@ -5,11 +5,12 @@
  * the limit, one that floods MONITOR for processes it may not watch, one
  * that never reads its DOWNs, one that passes fds that are no pidfds. In
  * every test a well-behaved subscriber monitors processes and kills them
- * while the abuse goes on, and must get each DOWN once and on time: within
- * GOOD_DEADLINE_MS of the kill, a generous bound (the machine is loaded and
- * may run sanitizers), not a latency measurement. Where the abuse could
- * cost the agent memory or fds, the test checks that the cost is bounded
- * (and, for fds, given back).
+ * while the abuse goes on, and must get each DOWN once, never starved:
+ * within GOOD_DEADLINE_MS of the kill, a bound only a stuck or starved
+ * subscriber misses (the machine is loaded on purpose, may have 2 cores and
+ * run sanitizers). The slowest is printed; no latency is asserted. Where
+ * the abuse could cost the agent memory or fds, the test checks that the
+ * cost is bounded (and, for fds, given back).
  *
  * The unprivileged clients run in a forked child as uid 65534 (nobody),
  * switched before connecting so that SO_PEERCRED reports it; their agent
@@ -36,7 +37,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define GOOD_DEADLINE_MS 5000   /* a DOWN later than this after the kill is late */
+#define GOOD_DEADLINE_MS (2 * ZMH_TIMEOUT_MS) /* a DOWN not here by then is starved */
 #define GOOD_ROUNDS 4           /* children the good subscriber kills per test */
 #define GOOD_MAX 32
 #define NOBODY 65534

@@ -7,6 +7,8 @@
 #include "harness.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -394,6 +396,58 @@ static void test_multithreaded_process_is_down_only_when_last_thread_exits(void 
 	assert_int_equal(col->n, 1);
 }
 
+static int held_thread_code;
+
+/* In the child: block until the test writes a byte (or goes away), then end
+ * the whole process. _exit, not exit: no atexit or sanitizer work. */
+static void *held_thread(void *arg)
+{
+	char b;
+
+	(void)arg;
+	while (read(3, &b, 1) < 0 && errno == EINTR)
+		;
+	_exit(held_thread_code);
+	return NULL;
+}
+
+/*
+ * A child whose main thread calls pthread_exit() at once while a second
+ * thread blocks reading *ret_release's other end: one byte written there
+ * (or EOF) makes it exit(code). Tracked: the per-test teardown kills it if
+ * the test fails first; the write end too is closed by the teardown.
+ */
+static void spawn_held_thread_child(struct zmh_child *c, int code, int *ret_release)
+{
+	int p[2];
+	pid_t pid;
+
+	memset(c, 0, sizeof(*c));
+	c->ctl = -1;
+	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		pthread_t t;
+
+		/* Only the pipe: an inherited client socket would outlive the
+		 * test's close of it. */
+		if (dup2(p[0], 3) < 0)
+			_exit(94);
+		close_range(4, ~0U, 0);
+		held_thread_code = code;
+		if (pthread_create(&t, NULL, held_thread, NULL) != 0)
+			_exit(96);
+		pthread_exit(NULL);
+	}
+	close(p[0]);
+	zmh_pid_track(pid);
+	zmh_fd_track(p[1]);
+	c->pid = pid;
+	*ret_release = p[1];
+	assert_int_equal(zmh_read_start_ticks(pid, &c->start_ticks), 0);
+}
+
 static void test_monitor_after_main_thread_exit_waits_for_last_thread(void **state)
 {
 	struct zmh_env *env = zmh_env(state);
@@ -402,31 +456,41 @@ static void test_monitor_after_main_thread_exit_waits_for_last_thread(void **sta
 	struct zm_client *cl;
 	struct zmh_child c;
 	uint64_t ref = 0;
-	int64_t released;
+	int64_t deadline;
+	int release;
 
 	assert_int_equal(zmh_connect(&env->agent, "it-threads", col, &cl), 0);
-	assert_int_equal(zmh_child_spawn(&c), 0);
-	released = zmh_mono_ms();
-	assert_int_equal(zmh_child_thread_exit(&c, 1000, 6), 0);
-	/* wait until the leader is a zombie (its main thread exited) */
-	while (zmh_read_state(c.pid) != 'Z' && zmh_mono_ms() - released < 800)
+	spawn_held_thread_child(&c, 6, &release);
+	/* wait until the leader is a zombie (its main thread exited); the
+	 * second thread runs until released below */
+	deadline = zmh_mono_ms() + ZMH_TIMEOUT_MS;
+	while (zmh_read_state(c.pid) != 'Z' && zmh_mono_ms() < deadline)
 		zmh_sleep_ms(1);
-	if (zmh_mono_ms() - released >= 800)
-		fail_msg("the child's main thread did not exit in time (state %c)",
-			 zmh_read_state(c.pid));
+	if (zmh_read_state(c.pid) != 'Z')
+		fail_msg("the child's main thread did not exit within %d ms (state %c)",
+			 ZMH_TIMEOUT_MS, zmh_read_state(c.pid));
 
-	/* the process lives on in its second thread: this is no noproc */
+	/* the process lives on in its second thread: this is no noproc, and
+	 * no DOWN comes while that thread runs */
 	assert_int_equal(zm_monitor_pid_start(cl, c.pid, c.start_ticks, &ref), 0);
 	assert_int_equal(zmh_sync(cl, col), 0);
-	if (zmh_mono_ms() - released < 950)
-		assert_int_equal(col->n, 0); /* the second thread is still running */
+	assert_int_equal(zmh_quiet(cl, col, ZMH_QUIET_MS), 0);
+	assert_int_equal(col->n, 0);
+	assert_int_equal(col->nerr, 0);
 
+	/* release the second thread: now the process ends */
+	assert_int_equal(write(release, "x", 1), 1);
+	zmh_fd_close(release);
 	assert_int_equal(zmh_wait_downs(cl, col, 1, ZMH_TIMEOUT_MS), 1);
 	assert_int_equal(zmh_collector_count(col, ref, &d), 1);
 	if (d->reason != ZM_DOWN_EXITED)
 		fail_msg("want exited 6, got %s (status %d)", zm_reason_str(d->reason), d->status);
 	assert_int_equal(d->status, 6);
+	assert_int_equal(d->pid, c.pid);
 	assert_int_equal(zmh_child_reap(&c), 0);
+	zmh_pid_untrack(c.pid);
+	assert_true(WIFEXITED(c.wstatus));
+	assert_int_equal(WEXITSTATUS(c.wstatus), 6);
 }
 
 int main(void)

@@ -114,6 +114,7 @@ static void test_demonitor_of_last_monitor_removes_kernel_watch(void **state)
 	assert_int_equal(zmh_sync(cl, col), 0);
 	assert_int_equal(zmh_map_count(env->agent.pin_dir, c.pid), 1);
 
+	/* SYNCED promises the kernel's side too: the watch is gone at once. */
 	assert_int_equal(zm_demonitor(cl, r2, ZM_DEMONITOR_FLUSH), 0);
 	assert_int_equal(zmh_sync(cl, col), 0);
 	assert_int_equal(zmh_map_count(env->agent.pin_dir, c.pid), 0);

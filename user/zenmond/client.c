@@ -777,6 +777,11 @@ static void client_record(struct client *c, const struct zm_record *rec)
 	case ZM_REC_SYNC:
 		if (zm_dec_u64(rec, &token) < 0)
 			goto short_body;
+		/* The barrier covers the kernel's side too: the watches of
+		 * targets demonitored before it leave the map now, not after
+		 * this pass's answers are sent, so that what bpftool shows
+		 * agrees with what the client was told. */
+		kwatch_flush_deletes(a->kw);
 		client_queue(c, ZM_REC_SYNCED, body, zm_enc_u64(body, token));
 		return;
 	case ZM_REC_STATUS: {
