@@ -1083,6 +1083,32 @@ static void test_table_growth_failure_is_not_an_error(void **state)
 	registry_set_calloc(NULL);
 }
 
+/* A prefetch hint reads the table, never changes it: hits, misses, queued
+ * monitors, an empty chain and a table in the middle of a resize. */
+static void test_prefetch_hint_changes_nothing(void **state)
+{
+	struct world *w = *state;
+	struct reg_sub *s = registry_sub_new(w->r, NULL);
+	struct reg_key k = proc_key(9, 9);
+	struct zm_down d;
+
+	for (int stage = 0; stage < 2; stage++)
+		registry_prefetch_ref(w->r, s, 1, stage);
+	for (uint64_t ref = 1; ref <= 100; ref++)      /* 100 > 64 buckets: resizing */
+		add_ok(w->r, s, ref, ref % 2 ? k : proc_key(ref, 1));
+	assert_int_equal(fire(w->r, k, 1), 50);
+	for (uint64_t ref = 0; ref <= 200; ref++)
+		for (int stage = 0; stage < 2; stage++)
+			registry_prefetch_ref(w->r, s, ref, stage);
+	assert_int_equal(registry_monitor_count(w->r), 50); /* armed */
+	assert_int_equal(registry_queued_count(w->r), 50);
+	for (uint64_t ref = 1; ref <= 100; ref++)
+		assert_true(registry_monitor_find(w->r, s, ref, NULL));
+	assert_false(registry_monitor_find(w->r, s, 101, NULL));
+	d = pop_one(w->r, s);
+	assert_int_equal(d.ref, 1);
+}
+
 static void test_registry_new_alloc_failure_returns_null(void **state)
 {
 	(void)state;
@@ -1538,6 +1564,7 @@ int main(void)
 		T(test_alloc_failure_on_known_target_leaves_registry_unchanged),
 		T(test_fire_alloc_failure_leaves_registry_unchanged),
 		T(test_table_growth_failure_is_not_an_error),
+		T(test_prefetch_hint_changes_nothing),
 		T(test_registry_new_alloc_failure_returns_null),
 		T(test_counters_account_for_every_monitor_once),
 		T(test_shared_counter_follows_every_way_a_monitor_leaves),

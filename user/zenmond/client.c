@@ -823,12 +823,72 @@ short_body:
 		     zm_rec_type_name(rec->type), rec->len);
 }
 
+/*
+ * A pipeline of thousands of MONITORs each looks its reference up in a
+ * table of up to millions: two dependent cache misses per request (bucket,
+ * then entry), which were a third of the agent's time registering a million
+ * monitors. So the records PREFETCH_FAR ahead have their bucket loaded, and
+ * those PREFETCH_NEAR ahead their entry (registry_prefetch_ref()), while the
+ * requests before them are handled. The distances cover a miss's latency
+ * with a request's work (about a microsecond) to spare.
+ */
+#define PREFETCH_NEAR 4
+#define PREFETCH_FAR 8
+
+struct prefetcher {
+	struct zm_record_iter it[2];     /* [0]: PREFETCH_FAR ahead, [1]: PREFETCH_NEAR */
+};
+
+/* The records that name a reference of this connection first thing. */
+static bool record_has_ref(const struct zm_record *rec)
+{
+	switch (rec->type) {
+	case ZM_REC_MONITOR_PROC:
+	case ZM_REC_MONITOR_PIDFD:
+	case ZM_REC_MONITOR_TCP:
+	case ZM_REC_DEMONITOR:
+		return rec->len >= 8;
+	default:
+		return false;
+	}
+}
+
+/* Advance stage's iterator by one record and prefetch for it, if it has one. */
+static void prefetch_one(struct client *c, struct prefetcher *p, int stage)
+{
+	struct zm_record rec;
+	uint64_t ref;
+
+	/* No subscriber yet: the HELLO is in this frame; nothing to look up. */
+	if (zm_record_next(&p->it[stage], &rec) <= 0 || !record_has_ref(&rec) || !c->sub)
+		return;
+	(void)zm_dec_u64(&rec, &ref);
+	registry_prefetch_ref(c->a->reg, client_sub(c), ref, stage);
+}
+
+static void prefetch_start(struct client *c, const struct zm_frame *f, struct prefetcher *p)
+{
+	zm_record_iter_init(&p->it[0], f);
+	zm_record_iter_init(&p->it[1], f);
+	for (int i = 0; i < PREFETCH_FAR; i++)
+		prefetch_one(c, p, 0);
+	for (int i = 0; i < PREFETCH_NEAR; i++)
+		prefetch_one(c, p, 1);
+}
+
+static void prefetch_step(struct client *c, struct prefetcher *p)
+{
+	prefetch_one(c, p, 0);
+	prefetch_one(c, p, 1);
+}
+
 /* Parse and handle every whole frame in the input buffer. */
 static void client_parse(struct client *c)
 {
 	while (!c->closing) {
 		struct zm_frame f;
 		struct zm_record_iter it;
+		struct prefetcher ahead;
 		struct zm_record rec;
 		int r = zm_frame_parse(zm_buf_head(&c->in), zm_buf_pending(&c->in), ZM_FRAME_MAX, &f);
 
@@ -855,8 +915,11 @@ static void client_parse(struct client *c)
 		}
 		c->a->metrics.frames_in++;
 		zm_record_iter_init(&it, &f);
-		while (!c->closing && zm_record_next(&it, &rec) > 0)
+		prefetch_start(c, &f, &ahead);
+		while (!c->closing && zm_record_next(&it, &rec) > 0) {
+			prefetch_step(c, &ahead);
 			client_record(c, &rec);
+		}
 		zm_buf_consume(&c->in, f.len);
 	}
 }

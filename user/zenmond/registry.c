@@ -34,6 +34,7 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "hugepage.h"
 #include "registry.h"
 
 #define TABLE_MIN_BUCKETS 64U
@@ -278,6 +279,7 @@ static void htab_start_resize(struct htab *t, size_t nbuckets)
 
 	if (!b)
 		return;
+	zm_advise_huge(b, nbuckets * sizeof(*b));
 	t->old = t->cur;
 	t->nold = t->ncur;
 	t->moved = 0;
@@ -367,6 +369,25 @@ static struct monitor *monitor_find(const struct registry *r, const struct reg_s
 		}
 	}
 	return NULL;
+}
+
+void registry_prefetch_ref(const struct registry *r, const struct reg_sub *s, uint64_t ref,
+			   int stage)
+{
+	struct hnode **slot = htab_slot(&r->monitors, hash_ref(r, s->id, ref), 0);
+	const struct hnode *n;
+
+	if (stage == 0) {
+		__builtin_prefetch(slot);
+		return;
+	}
+	n = *slot;
+	if (n) {
+		/* monitor_find() compares ref and sub, at the start of the
+		 * entry; the link is at its end, maybe in the next line. */
+		__builtin_prefetch(container_of(n, struct monitor, node));
+		__builtin_prefetch(n);
+	}
 }
 
 static size_t kind_index(uint32_t kind)

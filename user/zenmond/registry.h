@@ -130,6 +130,17 @@ bool registry_monitor_find(const struct registry *r, const struct reg_sub *s, ui
 			   struct reg_key *ret_key);
 
 /*
+ * A hint, for a request about (s, ref) a few requests from now: start
+ * loading the memory its lookup will touch, so that the cache misses of a
+ * million-monitor table overlap with the work on the requests before it.
+ * Stage 0 (call it first, further ahead) loads the table's bucket; stage 1
+ * (nearer) the first entry of its chain, read from that bucket. Changes
+ * nothing; any (s, ref) is fine.
+ */
+void registry_prefetch_ref(const struct registry *r, const struct reg_sub *s, uint64_t ref,
+			   int stage);
+
+/*
  * Share one count among subscribers: the registry keeps *held equal to the
  * monitors (armed and queued) of every subscriber given that counter, as
  * they come and go, so a per-uid quota costs no walk. NULL: none. Set it
