@@ -501,6 +501,33 @@ static __always_inline __u64 zm_sk_cookie(const struct sock *sk)
 	return sk->__sk_common.skc_cookie.counter;
 }
 
+/*
+ * sk's watch, its armed word read for a compare-and-swap: NULL if sk has no
+ * cookie, no watch, or a watch whose word carries another tag (an entry the
+ * agent freed and reused for another connection). *ret_old is the word as
+ * read, *ret_h it unpacked: the caller checks for the state it expects.
+ */
+static __always_inline struct zm_tcp_watch *zm_tcp_watch_read(const struct sock *sk,
+							      __u64 *ret_cookie,
+							      __u64 *ret_old,
+							      struct zm_word *ret_h)
+{
+	struct zm_tcp_watch *w;
+	__u64 cookie = zm_sk_cookie(sk);
+
+	if (cookie == 0)
+		return NULL;
+	w = bpf_map_lookup_elem(&zm_tcp, &cookie);
+	if (!w)
+		return NULL;
+	*ret_old = *(volatile __u64 *)&w->armed_tag;
+	*ret_h = zm_word_unpack(*ret_old);
+	if (ret_h->payload != zm_tcp_tag(cookie))
+		return NULL;
+	*ret_cookie = cookie;
+	return w;
+}
+
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(zm_tcp_close, const struct sock *sk, const int oldstate, const int newstate)
 {
@@ -517,25 +544,16 @@ int BPF_PROG(zm_tcp_close, const struct sock *sk, const int oldstate, const int 
 	st = zm_kstats();
 	if (st)
 		__sync_fetch_and_add(&st->tcp_closes, 1);
-	cookie = zm_sk_cookie(sk);
-	if (cookie == 0)
-		return 0;
-	w = bpf_map_lookup_elem(&zm_tcp, &cookie);
-	if (!w)
-		return 0;
-
 	/*
 	 * As for processes, but two armed words are ours: zm_tcp_rst may have
 	 * marked the watch. Read, check it is one of them, and swap from what
 	 * was read. The socket lock serializes this with zm_tcp_rst on the
 	 * same socket, so the swap does not race it.
 	 */
-	word = (__u64 *)&w->armed_tag;
-	old = *(volatile __u64 *)word;
-	h = zm_word_unpack(old);
-	if (h.payload != zm_tcp_tag(cookie) ||
-	    (h.state != ZM_WATCH_ARMED && h.state != ZM_WATCH_ARMED_RST_SENT))
+	w = zm_tcp_watch_read(sk, &cookie, &old, &h);
+	if (!w || (h.state != ZM_WATCH_ARMED && h.state != ZM_WATCH_ARMED_RST_SENT))
 		return 0; /* fired already (a reconnected socket), or not ours any more */
+	word = (__u64 *)&w->armed_tag;
 
 	sk_err = sk->sk_err;
 	how = zm_tcp_how_of(sk, oldstate, sk_err, h.state == ZM_WATCH_ARMED_RST_SENT);
@@ -600,7 +618,7 @@ int BPF_PROG(zm_tcp_rst, const struct sock *sk)
 {
 	struct zm_tcp_watch *w;
 	struct zm_word h;
-	__u64 *word, old, cookie;
+	__u64 old, cookie;
 	int state;
 
 	if (!sk)
@@ -609,18 +627,11 @@ int BPF_PROG(zm_tcp_rst, const struct sock *sk)
 	if (state != TCP_ESTABLISHED && state != TCP_CLOSE_WAIT && state != TCP_FIN_WAIT1 &&
 	    state != TCP_FIN_WAIT2 && state != TCP_CLOSING && state != TCP_LAST_ACK)
 		return 0;
-	cookie = zm_sk_cookie(sk);
-	if (cookie == 0)
-		return 0;
-	w = bpf_map_lookup_elem(&zm_tcp, &cookie);
-	if (!w)
-		return 0;
-	word = (__u64 *)&w->armed_tag;
-	old = *(volatile __u64 *)word;
-	h = zm_word_unpack(old);
-	if (h.payload != zm_tcp_tag(cookie) || h.state != ZM_WATCH_ARMED)
+	w = zm_tcp_watch_read(sk, &cookie, &old, &h);
+	if (!w || h.state != ZM_WATCH_ARMED)
 		return 0;
 	/* A failed swap means the watch changed under us: nothing to mark. */
-	__sync_val_compare_and_swap(word, old, zm_word_pack(h.payload, ZM_WATCH_ARMED_RST_SENT));
+	__sync_val_compare_and_swap((__u64 *)&w->armed_tag, old,
+				    zm_word_pack(h.payload, ZM_WATCH_ARMED_RST_SENT));
 	return 0;
 }

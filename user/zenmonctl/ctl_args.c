@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 
 #include "ctl_args.h"
+#include "ctl_format.h"
 
 /* For "unknown command" messages. */
 #define ARGS_COMMANDS "monitor, monitor-tcp, status, stats, targets, help, version"
@@ -31,27 +32,6 @@ static void args_err(char *err, size_t errlen, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* Decimal digits only, no sign, no space; 0 or -EINVAL / -ERANGE. */
-static int args_parse_u64(const char *s, size_t len, uint64_t *ret)
-{
-	uint64_t v = 0;
-
-	if (len == 0)
-		return -EINVAL;
-	for (size_t i = 0; i < len; i++) {
-		unsigned int d;
-
-		if (s[i] < '0' || s[i] > '9')
-			return -EINVAL;
-		d = (unsigned int)(s[i] - '0');
-		if (v > (UINT64_MAX - d) / 10)
-			return -ERANGE;
-		v = v * 10 + d;
-	}
-	*ret = v;
-	return 0;
-}
-
 int ctl_args_parse_target(const char *s, struct ctl_target *ret, char *err, size_t errlen)
 {
 	const char *colon = strchr(s, ':');
@@ -59,7 +39,7 @@ int ctl_args_parse_target(const char *s, struct ctl_target *ret, char *err, size
 	uint64_t pid = 0, start = 0;
 	int r;
 
-	r = args_parse_u64(s, pid_len, &pid);
+	r = ctl_parse_u64(s, pid_len, &pid);
 	if (r == -EINVAL) {
 		args_err(err, errlen, "invalid PID '%s': expected a process id (1..%d), optionally "
 			 "followed by :STARTTICKS", s, CTL_PID_MAX);
@@ -70,7 +50,7 @@ int ctl_args_parse_target(const char *s, struct ctl_target *ret, char *err, size
 		return -ERANGE;
 	}
 	if (colon) {
-		r = args_parse_u64(colon + 1, strlen(colon + 1), &start);
+		r = ctl_parse_u64(colon + 1, strlen(colon + 1), &start);
 		if (r == -EINVAL) {
 			args_err(err, errlen, "invalid PID '%s': STARTTICKS must be a decimal number "
 				 "(field 22 of /proc/%llu/stat)", s, (unsigned long long)pid);
@@ -97,8 +77,8 @@ int ctl_args_parse_fd_of(const char *s, struct ctl_target *ret, char *err, size_
 	uint64_t pid = 0, fd = 0;
 	int rp, rf;
 
-	rp = colon ? args_parse_u64(s, (size_t)(colon - s), &pid) : -EINVAL;
-	rf = colon ? args_parse_u64(colon + 1, strlen(colon + 1), &fd) : -EINVAL;
+	rp = colon ? ctl_parse_u64(s, (size_t)(colon - s), &pid) : -EINVAL;
+	rf = colon ? ctl_parse_u64(colon + 1, strlen(colon + 1), &fd) : -EINVAL;
 	if (rp == -EINVAL || rf == -EINVAL) {
 		args_err(err, errlen, "invalid --fd-of '%s': expected PID:FD, a process id and one "
 			 "of its file descriptors, such as 1234:5", s);
@@ -152,7 +132,7 @@ int ctl_args_parse_cookie(const char *s, uint64_t *ret, char *err, size_t errlen
 	else if (strncmp(s, "sk:", 3) == 0)
 		r = args_parse_hex_u64(s + 3, strlen(s + 3), &v);
 	else
-		r = args_parse_u64(s, strlen(s), &v);
+		r = ctl_parse_u64(s, strlen(s), &v);
 	if (r == -EINVAL) {
 		args_err(err, errlen, "invalid cookie '%s': expected a socket cookie, in decimal, "
 			 "or in hex after 0x or sk: (as `ss -e` shows it)", s);
@@ -218,7 +198,7 @@ int ctl_args_parse_endpoint(const char *s, int *ret_family, union zm_inet_addr *
 			 family == AF_INET ? "IPv4" : "IPv6");
 		return -EINVAL;
 	}
-	if (args_parse_u64(port_s, strlen(port_s), &port) < 0 || port == 0 || port > 65535) {
+	if (ctl_parse_u64(port_s, strlen(port_s), &port) < 0 || port == 0 || port > 65535) {
 		args_err(err, errlen, "invalid address '%s': the port must be a number from 1 to 65535", s);
 		return -EINVAL;
 	}
@@ -257,7 +237,7 @@ int ctl_args_parse_timeout(const char *s, int *ret_ms)
 	if (int_len == 0 && (!dot || dot[1] == '\0'))
 		return -EINVAL;
 	if (int_len > 0) {
-		r = args_parse_u64(s, int_len, &secs);
+		r = ctl_parse_u64(s, int_len, &secs);
 		if (r < 0)
 			return -EINVAL;
 	}
@@ -289,7 +269,7 @@ int ctl_args_parse_limit(const char *s, uint32_t *ret)
 {
 	uint64_t v;
 
-	if (args_parse_u64(s, strlen(s), &v) < 0 || v == 0 || v > CTL_LIMIT_MAX)
+	if (ctl_parse_u64(s, strlen(s), &v) < 0 || v == 0 || v > CTL_LIMIT_MAX)
 		return -EINVAL;
 	*ret = (uint32_t)v;
 	return 0;

@@ -8,6 +8,7 @@
 #define ZENMONCTL_FORMAT_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "zenmon.h"
@@ -48,5 +49,12 @@ void ctl_format_json_string(FILE *f, const char *s);
 
 /* "SIGKILL", "SIGRTMIN+3": the signal's name in buf, or NULL if it has none. */
 const char *ctl_format_signal_name(int sig, char *buf, size_t len);
+
+/*
+ * The decimal number in s[0, len): digits only, no sign, no space (as the
+ * command line and the agent's text answers write them). 0, or -EINVAL
+ * (empty, or not a digit) / -ERANGE (over UINT64_MAX); *ret only on 0.
+ */
+int ctl_parse_u64(const char *s, size_t len, uint64_t *ret);
 
 #endif

@@ -45,26 +45,6 @@ static const char *const status_reserved_keys[] = { "version", "subscribers_list
 /* Width of the label column in text output: the longest label and ':'. */
 #define STATUS_LABEL_WIDTH 22
 
-static int status_parse_u64(const char *s, size_t len, uint64_t *ret)
-{
-	uint64_t v = 0;
-
-	if (len == 0)
-		return -EINVAL;
-	for (size_t i = 0; i < len; i++) {
-		unsigned int d;
-
-		if (s[i] < '0' || s[i] > '9')
-			return -EINVAL;
-		d = (unsigned int)(s[i] - '0');
-		if (v > (UINT64_MAX - d) / 10)
-			return -ERANGE;
-		v = v * 10 + d;
-	}
-	*ret = v;
-	return 0;
-}
-
 /* "-12", "7": an integer, as a sign and a u64 magnitude. 0 or -EINVAL/-ERANGE. */
 static int status_parse_int(const char *s, size_t len, struct ctl_status_extra *ret)
 {
@@ -72,7 +52,7 @@ static int status_parse_int(const char *s, size_t len, struct ctl_status_extra *
 	uint64_t v;
 	int r;
 
-	r = status_parse_u64(s + neg, len - neg, &v);
+	r = ctl_parse_u64(s + neg, len - neg, &v);
 	if (r < 0)
 		return r;
 	if (neg && v > (uint64_t)INT64_MAX + 1)
@@ -147,15 +127,15 @@ static int status_parse_subscriber(const char *p, const char *end, struct ctl_st
 		klen = (size_t)(eq - word);
 		vlen = (size_t)(p - eq - 1);
 		if (klen == 2 && memcmp(word, "id", 2) == 0)
-			sub.has_id = status_parse_u64(eq + 1, vlen, &sub.id) == 0;
+			sub.has_id = ctl_parse_u64(eq + 1, vlen, &sub.id) == 0;
 		else if (klen == 8 && memcmp(word, "monitors", 8) == 0)
-			sub.has_monitors = status_parse_u64(eq + 1, vlen, &sub.monitors) == 0;
+			sub.has_monitors = ctl_parse_u64(eq + 1, vlen, &sub.monitors) == 0;
 		else if (klen == 6 && memcmp(word, "queued", 6) == 0)
-			sub.has_queued = status_parse_u64(eq + 1, vlen, &sub.queued) == 0;
+			sub.has_queued = ctl_parse_u64(eq + 1, vlen, &sub.queued) == 0;
 		else if (klen == 3 && memcmp(word, "pid", 3) == 0)
-			sub.has_pid = status_parse_u64(eq + 1, vlen, &sub.pid) == 0;
+			sub.has_pid = ctl_parse_u64(eq + 1, vlen, &sub.pid) == 0;
 		else if (klen == 3 && memcmp(word, "uid", 3) == 0)
-			sub.has_uid = status_parse_u64(eq + 1, vlen, &sub.uid) == 0;
+			sub.has_uid = ctl_parse_u64(eq + 1, vlen, &sub.uid) == 0;
 		else if (klen == 4 && memcmp(word, "name", 4) == 0) {
 			free(sub.name);
 			sub.name = strndup(eq + 1, vlen);
@@ -203,7 +183,7 @@ static int status_parse_line(const char *line, const char *end, struct ctl_statu
 	for (int i = 0; i < _CTL_STATUS_N; i++)
 		if (strlen(status_fields[i].key) == klen && memcmp(line, status_fields[i].key, klen) == 0) {
 			/* A value that is not a number is the agent's bug; show nothing. */
-			s->has[i] = status_parse_u64(value, vlen, &s->value[i]) == 0;
+			s->has[i] = ctl_parse_u64(value, vlen, &s->value[i]) == 0;
 			return 0;
 		}
 	/* A line from a newer agent: JSON shows it if it is a number. */

@@ -713,23 +713,44 @@ out:
 	return ret;
 }
 
-/* ---- status ---------------------------------------------------------------- */
-
-static int cmd_status(const struct ctl_args *a)
+/* The agent's answer to a text request (STATUS, STATS, TARGETS: by
+ * a->command), or NULL, said on stderr. what names it in that message. */
+static char *ctl_fetch_text(const struct ctl_args *a, const char *what)
 {
-	struct ctl_status s;
 	struct zm_client *c = NULL;
 	char *text = NULL;
 	int r;
 
 	if (ctl_connect(a, &c) < 0)
-		return CTL_EXIT_FAIL;
-	r = zm_status(c, CTL_STATUS_TIMEOUT_MS, &text, NULL, NULL);
+		return NULL;
+	if (a->command == CTL_CMD_STATUS)
+		r = zm_status(c, CTL_STATUS_TIMEOUT_MS, &text, NULL, NULL);
+	else if (a->command == CTL_CMD_STATS)
+		r = zm_stats(c, CTL_STATUS_TIMEOUT_MS, &text, NULL, NULL);
+	else
+		r = zm_targets(c, CTL_STATUS_TIMEOUT_MS, a->limit, &text, NULL, NULL);
 	zm_close(c);
 	if (r < 0) {
-		fprintf(stderr, "zenmonctl: cannot get the agent's status: %s\n", strerror(-r));
-		return CTL_EXIT_FAIL;
+		/* STATS and TARGETS came after STATUS: an older agent lacks them. */
+		fprintf(stderr, "zenmonctl: cannot get the agent's %s: %s%s\n", what, strerror(-r),
+			r == -ENOTCONN && a->command != CTL_CMD_STATUS ?
+			" (an agent older than this zenmonctl closes the connection: "
+			"upgrade zenmond)" : "");
+		return NULL;
 	}
+	return text;
+}
+
+/* ---- status ---------------------------------------------------------------- */
+
+static int cmd_status(const struct ctl_args *a)
+{
+	struct ctl_status s;
+	char *text = ctl_fetch_text(a, "status");
+	int r;
+
+	if (!text)
+		return CTL_EXIT_FAIL;
 	r = ctl_status_parse(text, &s);
 	free(text);
 	if (r < 0) {
@@ -745,29 +766,6 @@ static int cmd_status(const struct ctl_args *a)
 }
 
 /* ---- stats, targets --------------------------------------------------------- */
-
-/* Ask for a text answer (zm_stats() or zm_targets()); NULL after saying why not. */
-static char *ctl_fetch_text(const struct ctl_args *a, const char *what)
-{
-	struct zm_client *c = NULL;
-	char *text = NULL;
-	int r;
-
-	if (ctl_connect(a, &c) < 0)
-		return NULL;
-	if (a->command == CTL_CMD_STATS)
-		r = zm_stats(c, CTL_STATUS_TIMEOUT_MS, &text, NULL, NULL);
-	else
-		r = zm_targets(c, CTL_STATUS_TIMEOUT_MS, a->limit, &text, NULL, NULL);
-	zm_close(c);
-	if (r < 0) {
-		fprintf(stderr, "zenmonctl: cannot get the agent's %s: %s%s\n", what, strerror(-r),
-			r == -ENOTCONN ? " (an agent older than this zenmonctl closes the connection: "
-					 "upgrade zenmond)" : "");
-		return NULL;
-	}
-	return text;
-}
 
 static int cmd_stats(const struct ctl_args *a)
 {
