@@ -353,7 +353,8 @@ ZM_EXPORT void zm_set_error_handler(struct zm_client *c, zm_error_fn on_error, v
  * Round trip: wait until the agent has processed every request sent before
  * this call (DOWNs and errors that arrive meanwhile are dispatched to the
  * callbacks). An error about any earlier request has reached the error
- * callback by the time this returns 0. timeout_ms -1: no limit.
+ * callback by the time this returns 0, and the kernel's watch maps show
+ * every earlier monitor and demonitor. timeout_ms -1: no limit.
  * 0, -ETIMEDOUT, -ENOTCONN, -EPROTO, -ENOMEM, -EBUSY from a callback.
  */
 ZM_EXPORT int zm_sync(struct zm_client *c, int timeout_ms, zm_down_fn on_down, void *userdata);

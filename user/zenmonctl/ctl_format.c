@@ -303,3 +303,30 @@ int ctl_parse_u64(const char *s, size_t len, uint64_t *ret)
 	*ret = v;
 	return 0;
 }
+
+bool ctl_next_kv(const char **p, const char *end, const char **key, size_t *klen,
+		 const char **value, size_t *vlen)
+{
+	const char *q = *p;
+
+	while (q < end) {
+		const char *word, *eq;
+
+		while (q < end && *q == ' ')
+			q++;
+		word = q;
+		while (q < end && *q != ' ')
+			q++;
+		eq = memchr(word, '=', (size_t)(q - word));
+		if (!eq)
+			continue;
+		*key = word;
+		*klen = (size_t)(eq - word);
+		*value = eq + 1;
+		*vlen = (size_t)(q - eq - 1);
+		*p = q;
+		return true;
+	}
+	*p = q;
+	return false;
+}

@@ -7,6 +7,7 @@
 #ifndef ZENMONCTL_FORMAT_H
 #define ZENMONCTL_FORMAT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -56,5 +57,14 @@ const char *ctl_format_signal_name(int sig, char *buf, size_t len);
  * (empty, or not a digit) / -ERANGE (over UINT64_MAX); *ret only on 0.
  */
 int ctl_parse_u64(const char *s, size_t len, uint64_t *ret);
+
+/*
+ * The next key=value word of the space-separated text [*p, end), as the
+ * agent's STATUS and TARGETS lines write them; words without '=' are
+ * skipped. true with the key and value spans set and *p moved past the
+ * word, false once the text is used up.
+ */
+bool ctl_next_kv(const char **p, const char *end, const char **key, size_t *klen,
+		 const char **value, size_t *vlen);
 
 #endif

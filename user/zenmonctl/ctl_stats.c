@@ -352,26 +352,18 @@ void ctl_targets_free(struct ctl_targets *t)
 static int targets_words(const char *p, const char *end, struct ctl_word **ret, size_t *ret_n)
 {
 	struct ctl_word *v = NULL, *w;
-	size_t n = 0;
+	const char *key, *value;
+	size_t n = 0, klen, vlen;
 
-	while (p < end) {
-		const char *word, *eq;
+	while (ctl_next_kv(&p, end, &key, &klen, &value, &vlen)) {
 		void *nv;
 
-		while (p < end && *p == ' ')
-			p++;
-		word = p;
-		while (p < end && *p != ' ')
-			p++;
-		eq = memchr(word, '=', (size_t)(p - word));
-		if (!eq)
-			continue;
 		w = stats_grow(v, &n, sizeof(*w), &nv);
 		if (!w)
 			goto nomem;
 		v = nv;
-		w->key = strndup(word, (size_t)(eq - word));
-		w->value = strndup(eq + 1, (size_t)(p - eq - 1));
+		w->key = strndup(key, klen);
+		w->value = strndup(value, vlen);
 		if (!w->key || !w->value)
 			goto nomem;
 	}

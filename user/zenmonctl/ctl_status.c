@@ -111,37 +111,26 @@ static void status_free_extras(struct ctl_status_extras *x)
 static int status_parse_subscriber(const char *p, const char *end, struct ctl_status *s)
 {
 	struct ctl_status_subscriber sub = { 0 }, *subs;
+	const char *word, *val;
+	size_t klen, vlen;
 
-	while (p < end) {
-		const char *word, *eq;
-		size_t klen, vlen;
-
-		while (p < end && *p == ' ')
-			p++;
-		word = p;
-		while (p < end && *p != ' ')
-			p++;
-		eq = memchr(word, '=', (size_t)(p - word));
-		if (!eq)
-			continue;
-		klen = (size_t)(eq - word);
-		vlen = (size_t)(p - eq - 1);
+	while (ctl_next_kv(&p, end, &word, &klen, &val, &vlen)) {
 		if (klen == 2 && memcmp(word, "id", 2) == 0)
-			sub.has_id = ctl_parse_u64(eq + 1, vlen, &sub.id) == 0;
+			sub.has_id = ctl_parse_u64(val, vlen, &sub.id) == 0;
 		else if (klen == 8 && memcmp(word, "monitors", 8) == 0)
-			sub.has_monitors = ctl_parse_u64(eq + 1, vlen, &sub.monitors) == 0;
+			sub.has_monitors = ctl_parse_u64(val, vlen, &sub.monitors) == 0;
 		else if (klen == 6 && memcmp(word, "queued", 6) == 0)
-			sub.has_queued = ctl_parse_u64(eq + 1, vlen, &sub.queued) == 0;
+			sub.has_queued = ctl_parse_u64(val, vlen, &sub.queued) == 0;
 		else if (klen == 3 && memcmp(word, "pid", 3) == 0)
-			sub.has_pid = ctl_parse_u64(eq + 1, vlen, &sub.pid) == 0;
+			sub.has_pid = ctl_parse_u64(val, vlen, &sub.pid) == 0;
 		else if (klen == 3 && memcmp(word, "uid", 3) == 0)
-			sub.has_uid = ctl_parse_u64(eq + 1, vlen, &sub.uid) == 0;
+			sub.has_uid = ctl_parse_u64(val, vlen, &sub.uid) == 0;
 		else if (klen == 4 && memcmp(word, "name", 4) == 0) {
 			free(sub.name);
-			sub.name = strndup(eq + 1, vlen);
+			sub.name = strndup(val, vlen);
 			if (!sub.name)
 				goto nomem;
-		} else if (status_add_extra(&sub.extra, word, klen, eq + 1, vlen) < 0) {
+		} else if (status_add_extra(&sub.extra, word, klen, val, vlen) < 0) {
 			goto nomem;
 		}
 	}
