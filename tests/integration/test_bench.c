@@ -78,7 +78,7 @@ static void test_register_module_prints_machine_parameters_and_figures(void **st
 	static const char *const args[] = { "--runs", "1", "--out", "/tmp/zm-it-bench", "register",
 					    NULL };
 	char *out = malloc(1 << 16);
-	double per_s, conns10, bytes, pidfd_bytes;
+	double per_s, conns10, bytes, pidfd_bytes, cpu_ns;
 	int ws;
 
 	(void)zmh_env(state);
@@ -92,9 +92,15 @@ static void test_register_module_prints_machine_parameters_and_figures(void **st
 	conns10 = row_value(out, "monitors/s, 100k on 1000 procs, 10 connections");
 	bytes = row_value(out, "agent memory per monitor, 100k monitors");
 	pidfd_bytes = row_value(out, "kernel memory per target, 10k targets");
+	cpu_ns = row_value(out, "agent CPU per monitor, 1 connection");
 	if (per_s <= 0 || conns10 <= 0 || bytes <= 0 || bytes > 4096 || pidfd_bytes <= 0)
 		fail_msg("figures missing or absurd (%.0f, %.0f mon/s, %.0f B/monitor, %.0f B/target):"
 			 "\n%s", per_s, conns10, bytes, pidfd_bytes, out);
+	/* The agent's CPU per monitor: some, and no more than the wall time
+	 * per monitor allows on this machine's CPUs (it is one thread). */
+	if (cpu_ns <= 0 || cpu_ns > 1e9 / per_s * 1.05)
+		fail_msg("agent CPU per monitor %.0f ns, absurd beside %.0f mon/s:\n%s", cpu_ns,
+			 per_s, out);
 	if (!strstr(out, "x pidfd"))
 		fail_msg("no ratio against the pidfd baseline:\n%s", out);
 	free(out);

@@ -9,6 +9,10 @@
  *                               the SYNCED in hand
  *   monitors/s, 10 connections  the same N from ten threads, each with its
  *                               own connection, started together
+ *   agent CPU per monitor       the agent's CPU time (schedstat) over the
+ *                               one-connection measure / N: its own share,
+ *                               apart from the client's, which runs on the
+ *                               same CPUs
  *   new targets/s               T processes monitored once each: every
  *                               monitor arms a kernel watch. The pidfd
  *                               column is pidfd_open() + EPOLL_CTL_ADD per
@@ -38,6 +42,7 @@
 
 struct reg_result {
 	double mon_per_s, mon_per_s_10, agent_b_per_mon, targets_per_s, kernel_b_per_target;
+	double agent_ns_per_mon;
 };
 
 /* ---- zenmon ----------------------------------------------------------------- */
@@ -70,18 +75,21 @@ static void *reg_job_run(void *arg)
 }
 
 /* Register n monitors over n_conns concurrent connections; monitors/s or
- * -errno. The clients are closed when done. */
-static double register_over(const char *sock, const pid_t *pids, long n_pids, long n, int n_conns)
+ * -errno, and the agent's CPU time per monitor meanwhile. The clients are
+ * closed when done. */
+static double register_over(const struct bench_agent *a, const pid_t *pids, long n_pids, long n,
+			    int n_conns, double *ret_agent_ns)
 {
 	struct reg_job jobs[N_CONNS];
 	pthread_t th[N_CONNS];
-	uint64_t t0;
+	uint64_t t0, cpu0;
 	double rate;
 	int bad = 0;
 
+	cpu0 = bench_proc_cpu_ns(a->pid);
 	t0 = bench_now_ns();
 	for (int i = 0; i < n_conns; i++) {
-		jobs[i] = (struct reg_job){ .sock = sock, .pids = pids, .n_pids = n_pids,
+		jobs[i] = (struct reg_job){ .sock = a->sock, .pids = pids, .n_pids = n_pids,
 					    .n = n / n_conns + (i < n % n_conns),
 					    .first = i * (n_pids / n_conns) };
 		if (n_conns == 1)
@@ -93,6 +101,7 @@ static double register_over(const char *sock, const pid_t *pids, long n_pids, lo
 		if (jobs[i].r != -EAGAIN)
 			pthread_join(th[i], NULL);
 	rate = n / ((bench_now_ns() - t0) / 1e9);
+	*ret_agent_ns = (double)(bench_proc_cpu_ns(a->pid) - cpu0) / (double)n;
 	for (int i = 0; i < n_conns; i++) {
 		if (jobs[i].r < 0) {
 			fprintf(stderr, "zm-bench register: connection %d: %s\n", i, strerror(-jobs[i].r));
@@ -128,7 +137,7 @@ static int zenmon_run(const struct bench_cfg *cfg, const pid_t *pids, long n_tar
 	struct bench_agent a;
 	struct reg_job job;
 	uint64_t rss0, map0, t0;
-	double r;
+	double r, ns;
 	int ret;
 
 	ret = bench_agent_start(&a, cfg, NULL);
@@ -149,11 +158,11 @@ static int zenmon_run(const struct bench_cfg *cfg, const pid_t *pids, long n_tar
 		goto fail_ret;
 
 	/* Many monitors on a few processes: registration proper. */
-	r = register_over(a.sock, pids, n_pids, n, 1);
+	r = register_over(&a, pids, n_pids, n, 1, &res->agent_ns_per_mon);
 	if (r < 0)
 		goto fail;
 	res->mon_per_s = r;
-	r = register_over(a.sock, pids, n_pids, n, N_CONNS);
+	r = register_over(&a, pids, n_pids, n, N_CONNS, &ns);
 	if (r < 0)
 		goto fail;
 	res->mon_per_s_10 = r;
@@ -257,7 +266,7 @@ static void add_row(struct bench_table *t, const char *measure, const char *unit
 int bench_register(const struct bench_cfg *cfg, struct bench_table *t)
 {
 	long n = cfg->full ? 1000000 : 100000, n_pids = 1000, n_targets = cfg->full ? 100000 : 10000;
-	double v[5][99], pv[2][99], med[5], pmed[2];
+	double v[6][99], pv[2][99], med[6], pmed[2];
 	char measure[72], note[48];
 	pid_t *pids = calloc((size_t)n_targets, sizeof(pid_t)), pgid = 0;
 	size_t good = 0, pgood = 0;
@@ -289,6 +298,7 @@ int bench_register(const struct bench_cfg *cfg, struct bench_table *t)
 			v[2][good] = res.agent_b_per_mon;
 			v[3][good] = res.targets_per_s;
 			v[4][good] = res.kernel_b_per_target;
+			v[5][good] = res.agent_ns_per_mon;
 			good++;
 		} else {
 			r = -1;
@@ -296,7 +306,7 @@ int bench_register(const struct bench_cfg *cfg, struct bench_table *t)
 		if (pidfd_run(pids, n_targets, &pv[0][pgood], &pv[1][pgood]) == 0)
 			pgood++;
 	}
-	for (int m = 0; m < 5; m++)
+	for (int m = 0; m < 6; m++)
 		med[m] = bench_median(v[m], good);
 	for (int m = 0; m < 2; m++)
 		pmed[m] = bench_median(pv[m], pgood);
@@ -307,6 +317,9 @@ int bench_register(const struct bench_cfg *cfg, struct bench_table *t)
 	snprintf(measure, sizeof(measure), "monitors/s, %ldk on %ld procs, 10 connections",
 		 n / 1000, n_pids);
 	add_row(t, measure, "mon/s", med[1], BENCH_NA, "ten threads");
+	/* What the agent alone would take, were the client not on its CPUs. */
+	snprintf(note, sizeof(note), "1e9 / this: %.0fk/s", 1e6 / med[5]);
+	add_row(t, "agent CPU per monitor, 1 connection", "ns", med[5], BENCH_NA, note);
 	snprintf(measure, sizeof(measure), "new targets/s, %ldk procs, 1 connection",
 		 n_targets / 1000);
 	reg_ratio_note(note, sizeof(note), med[3], pmed[0]);
