@@ -515,7 +515,6 @@ int zmh_cleanup_pins(const char *pin_dir)
 			dup2(devnull, 1);
 			dup2(devnull, 2);
 		}
-		signal(SIGPIPE, SIG_DFL); /* the harness ignores it */
 		execv(argv[0], (char *const *)argv);
 		_exit(127);
 	}
@@ -719,6 +718,11 @@ int zmh_extra_agent_stop(struct zmh_agent *a)
 
 static bool group_skipped;
 
+static void on_sigpipe(int sig)
+{
+	(void)sig; /* the write that raised it fails with EPIPE */
+}
+
 int zmh_group_setup(void **state)
 {
 	const char *why = zmh_missing_capability();
@@ -727,8 +731,10 @@ int zmh_group_setup(void **state)
 	*state = NULL;
 	/* A write to a pipe or socket whose peer is gone (a child that ended
 	 * early, an agent that died) must fail with EPIPE and a message, not
-	 * kill the test binary silently. Children that exec get SIG_DFL back. */
-	signal(SIGPIPE, SIG_IGN);
+	 * kill the test binary silently. Caught rather than ignored: a
+	 * handler, unlike SIG_IGN, does not survive exec, so every program a
+	 * test runs starts with the default. */
+	sigaction(SIGPIPE, &(struct sigaction){ .sa_handler = on_sigpipe }, NULL);
 	if (access(zmh_zenmond_path(), X_OK) != 0) {
 		/* not a capability of the machine: a broken build or a wrong ZM_BUILD */
 		fprintf(stderr, "FAIL: %s is missing (set ZM_BUILD to the build directory)\n",
@@ -1932,7 +1938,6 @@ int zmh_ctl_start(struct zmh_proc *p, const char *const *argv, const char *env_s
 		av[0] = zmh_zenmonctl_path();
 		for (size_t i = 1; i < n; i++)
 			av[i] = argv[i];
-		signal(SIGPIPE, SIG_DFL); /* the harness ignores it */
 		execv(av[0], (char *const *)av);
 		dprintf(2, "harness: exec %s: %s\n", av[0], strerror(errno));
 		_exit(127);

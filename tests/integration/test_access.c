@@ -132,7 +132,7 @@ static int as_nobody_then(int (*fn)(const struct job *j), struct job *j,
 		if (zmh_fd_wait(p[0], POLLIN, HANDOVER_TIMEOUT_MS) == 1 && read(p[0], &b, 1) == 1) {
 			then(j);
 			/* A child that only said ready() may be done and gone by
-			 * now: EPIPE is no failure (the harness ignores SIGPIPE). */
+			 * now: EPIPE is no failure (the harness catches SIGPIPE). */
 			if (write(go[1], "g", 1) != 1 && errno != EPIPE)
 				fprintf(stderr, "  cannot tell the child to go on: %s\n", strerror(errno));
 		}

@@ -17,7 +17,6 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <limits.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,7 +74,6 @@ static int run(const char *const *argv, const char *const *env, const char *log)
 		unsetenv("MAKELEVEL");
 		for (size_t i = 0; env && env[i]; i++)
 			putenv((char *)env[i]);
-		signal(SIGPIPE, SIG_DFL); /* the harness ignores it */
 		execvp(argv[0], (char *const *)argv);
 		dprintf(2, "test: exec %s: %s\n", argv[0], strerror(errno));
 		_exit(127);

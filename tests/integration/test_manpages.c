@@ -25,7 +25,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -116,7 +115,6 @@ static int run(const char *const *argv, const char *const *env, char **ret_out, 
 		unsetenv("GROFF_TMAC_PATH");
 		for (size_t i = 0; env && env[i]; i++)
 			putenv((char *)env[i]);
-		signal(SIGPIPE, SIG_DFL); /* the harness ignores it */
 		execvp(argv[0], (char *const *)argv);
 		dprintf(2, "cannot run %s: %s\n", argv[0], strerror(errno));
 		_exit(127);

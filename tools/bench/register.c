@@ -75,8 +75,8 @@ static void *reg_job_run(void *arg)
 }
 
 /* Register n monitors over n_conns concurrent connections; monitors/s or
- * -errno, and the agent's CPU time per monitor meanwhile. The clients are
- * closed when done. */
+ * -errno, and (ret_agent_ns not NULL) the agent's CPU time per monitor
+ * meanwhile. The clients are closed when done. */
 static double register_over(const struct bench_agent *a, const pid_t *pids, long n_pids, long n,
 			    int n_conns, double *ret_agent_ns)
 {
@@ -101,7 +101,8 @@ static double register_over(const struct bench_agent *a, const pid_t *pids, long
 		if (jobs[i].r != -EAGAIN)
 			pthread_join(th[i], NULL);
 	rate = n / ((bench_now_ns() - t0) / 1e9);
-	*ret_agent_ns = (double)(bench_proc_cpu_ns(a->pid) - cpu0) / (double)n;
+	if (ret_agent_ns)
+		*ret_agent_ns = (double)(bench_proc_cpu_ns(a->pid) - cpu0) / (double)n;
 	for (int i = 0; i < n_conns; i++) {
 		if (jobs[i].r < 0) {
 			fprintf(stderr, "zm-bench register: connection %d: %s\n", i, strerror(-jobs[i].r));
@@ -137,7 +138,7 @@ static int zenmon_run(const struct bench_cfg *cfg, const pid_t *pids, long n_tar
 	struct bench_agent a;
 	struct reg_job job;
 	uint64_t rss0, map0, t0;
-	double r, ns;
+	double r;
 	int ret;
 
 	ret = bench_agent_start(&a, cfg, NULL);
@@ -162,7 +163,7 @@ static int zenmon_run(const struct bench_cfg *cfg, const pid_t *pids, long n_tar
 	if (r < 0)
 		goto fail;
 	res->mon_per_s = r;
-	r = register_over(&a, pids, n_pids, n, N_CONNS, &ns);
+	r = register_over(&a, pids, n_pids, n, N_CONNS, NULL);
 	if (r < 0)
 		goto fail;
 	res->mon_per_s_10 = r;

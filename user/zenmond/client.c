@@ -839,18 +839,11 @@ struct prefetcher {
 	struct zm_record_iter it[2];     /* [0]: PREFETCH_FAR ahead, [1]: PREFETCH_NEAR */
 };
 
-/* The records that name a reference of this connection first thing. */
-static bool record_has_ref(const struct zm_record *rec)
+/* The records whose body starts with a reference of this connection. */
+static bool record_has_ref(uint16_t type)
 {
-	switch (rec->type) {
-	case ZM_REC_MONITOR_PROC:
-	case ZM_REC_MONITOR_PIDFD:
-	case ZM_REC_MONITOR_TCP:
-	case ZM_REC_DEMONITOR:
-		return rec->len >= 8;
-	default:
-		return false;
-	}
+	return type == ZM_REC_MONITOR_PROC || type == ZM_REC_MONITOR_PIDFD ||
+	       type == ZM_REC_MONITOR_TCP || type == ZM_REC_DEMONITOR;
 }
 
 /* Advance stage's iterator by one record and prefetch for it, if it has one. */
@@ -859,11 +852,9 @@ static void prefetch_one(struct client *c, struct prefetcher *p, int stage)
 	struct zm_record rec;
 	uint64_t ref;
 
-	/* No subscriber yet: the HELLO is in this frame; nothing to look up. */
-	if (zm_record_next(&p->it[stage], &rec) <= 0 || !record_has_ref(&rec) || !c->sub)
-		return;
-	(void)zm_dec_u64(&rec, &ref);
-	registry_prefetch_ref(c->a->reg, client_sub(c), ref, stage);
+	if (zm_record_next(&p->it[stage], &rec) > 0 && record_has_ref(rec.type) &&
+	    zm_dec_u64(&rec, &ref) == 0)
+		registry_prefetch_ref(c->a->reg, c->sub, ref, stage);
 }
 
 static void prefetch_start(struct client *c, const struct zm_frame *f, struct prefetcher *p)
