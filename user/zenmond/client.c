@@ -210,6 +210,18 @@ static void client_wake_uid_peers(struct client *c)
 			client_set_events(o);
 }
 
+/* Count n bytes of c's answers as waiting unsent, in its uid's total; if
+ * that brings the uid back under its cap, its other connections read again. */
+static void client_count_out(struct client *c, size_t n)
+{
+	bool was_full = client_uid_out_full(c);
+
+	c->acct->queued_bytes = c->acct->queued_bytes - c->counted_out + n;
+	c->counted_out = n;
+	if (was_full && !client_uid_out_full(c))
+		client_wake_uid_peers(c);
+}
+
 /*
  * Answers piling up unsent: stop taking requests until it reads
  * (max-queued-bytes-per-subscriber), or until its uid's connections do
@@ -219,14 +231,8 @@ static void client_wake_uid_peers(struct client *c)
  */
 static void client_update_events(struct client *c)
 {
-	size_t now = zm_buf_pending(&c->out);
-	bool was_full = client_uid_out_full(c);
-
-	c->acct->queued_bytes = c->acct->queued_bytes - c->counted_out + now;
-	c->counted_out = now;
+	client_count_out(c, zm_buf_pending(&c->out));
 	client_set_events(c);
-	if (was_full && !client_uid_out_full(c))
-		client_wake_uid_peers(c);
 }
 
 /* The peer's supplementary groups (SO_PEERGROUPS), malloc'd; NULL and 0
@@ -525,7 +531,6 @@ void client_close(struct client *c, const char *why)
 {
 	struct agent *a = c->a;
 	size_t mons = registry_sub_monitors(c->sub);
-	bool was_full;
 
 	log_debug("client %llu (%s) disconnected (%s); dropping its %zu monitors",
 		  (unsigned long long)registry_sub_id(c->sub), c->name, why, mons);
@@ -538,11 +543,7 @@ void client_close(struct client *c, const char *why)
 	/* Its monitors go, and with them every kernel watch nobody else needs. */
 	registry_sub_free(a->reg, c->sub);
 	/* Its unsent answers go too: the uid's other connections may read again. */
-	was_full = client_uid_out_full(c);
-	c->acct->queued_bytes -= c->counted_out;
-	c->counted_out = 0;
-	if (was_full && !client_uid_out_full(c))
-		client_wake_uid_peers(c);
+	client_count_out(c, 0);
 	c->acct->connections--;
 	access_uid_release(&a->access, c->acct);
 	free(c->groups);
