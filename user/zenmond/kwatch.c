@@ -1170,27 +1170,29 @@ static long kwatch_delete_keys(int fd, const void *keys, size_t key_size, uint32
 	return deleted;
 }
 
-void kwatch_flush_deletes(struct kwatch *k)
+/* Send the *n deletes queued for one map, what its watches are of, and empty
+ * the queue; a failure is logged, not returned: the loop has no one to tell. */
+static void kwatch_flush_map(int fd, const void *keys, size_t key_size, uint32_t *n,
+			     const char *what, const char *map)
 {
 	long r;
 
-	if (k->n_del_procs) {
-		r = kwatch_delete_keys(k->procs_fd, k->del_procs, sizeof(k->del_procs[0]),
-				       k->n_del_procs);
-		if (r < 0)
-			log_warn("cannot delete %u process watches from zm_procs: %s (they stay "
-				 "in the map; a FIRED one is reported again by the next scan)",
-				 k->n_del_procs, strerror((int)-r));
-		k->n_del_procs = 0;
-	}
-	if (k->n_del_tcp) {
-		r = kwatch_delete_keys(k->tcp_fd, k->del_tcp, sizeof(k->del_tcp[0]), k->n_del_tcp);
-		if (r < 0)
-			log_warn("cannot delete %u socket watches from zm_tcp: %s (they stay "
-				 "in the map; a FIRED one is reported again by the next scan)",
-				 k->n_del_tcp, strerror((int)-r));
-		k->n_del_tcp = 0;
-	}
+	if (*n == 0)
+		return;
+	r = kwatch_delete_keys(fd, keys, key_size, *n);
+	if (r < 0)
+		log_warn("cannot delete %u %s watches from %s: %s (they stay in the map; a "
+			 "FIRED one is reported again by the next scan)", *n, what, map,
+			 strerror((int)-r));
+	*n = 0;
+}
+
+void kwatch_flush_deletes(struct kwatch *k)
+{
+	kwatch_flush_map(k->procs_fd, k->del_procs, sizeof(k->del_procs[0]), &k->n_del_procs,
+			 "process", "zm_procs");
+	kwatch_flush_map(k->tcp_fd, k->del_tcp, sizeof(k->del_tcp[0]), &k->n_del_tcp, "socket",
+			 "zm_tcp");
 }
 
 int kwatch_lookup_tcp(struct kwatch *k, uint64_t cookie, struct zm_tcp_watch *ret)
